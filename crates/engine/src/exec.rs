@@ -1,0 +1,453 @@
+//! Execution: runs the will-run instances of a [`Plan`] on a pool of worker
+//! threads, in dependency order, and publishes each output to the store with
+//! its provenance.
+//!
+//! The main thread owns all scheduling state; workers only receive an
+//! instance to run (with its inputs' artifact hashes) and send back the
+//! outcome. A failed instance does not stop independent work: its dependents
+//! are skipped, everything else still runs, and the report says which.
+
+use std::collections::BTreeMap;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime};
+
+use arrow::array::{Array, Float32Array, Float64Array, RecordBatch};
+use arrow::datatypes::DataType;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use ptft_store::{data_hash, EntryLabels, Store};
+
+use crate::error::EngineError;
+use crate::plan::{records_of, History, Plan, Status};
+use crate::stage::{Context, InputTable, Inputs, Registry};
+
+/// Facts about the running program recorded in every artifact's provenance.
+#[derive(Debug, Clone, Serialize)]
+pub struct ToolInfo {
+    pub version: String,
+    pub git_commit: Option<String>,
+    /// Threads available to a stage's own parallelism.
+    pub threads: usize,
+}
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Instances run at the same time.
+    pub jobs: usize,
+    /// Show a progress bar / per-stage lines on stderr.
+    pub progress: bool,
+    pub tool: ToolInfo,
+}
+
+/// What happened to one instance.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    Cached,
+    Computed { seconds: f64 },
+    Failed { error: String },
+    Skipped { because: String },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct InstanceReport {
+    pub instance: String,
+    pub kind: String,
+    pub key: String,
+    pub artifact: Option<String>,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+/// Summary of a run (printed by `ptft run --json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub workflow: String,
+    pub computed: usize,
+    pub cached: usize,
+    pub failed: usize,
+    pub skipped: usize,
+    pub wall_seconds: f64,
+    pub instances: Vec<InstanceReport>,
+}
+
+impl RunReport {
+    pub fn ok(&self) -> bool {
+        self.failed == 0 && self.skipped == 0
+    }
+}
+
+struct Job {
+    index: usize,
+    inputs: BTreeMap<String, Vec<(usize, String)>>,
+}
+
+struct Done {
+    index: usize,
+    result: Result<(String, f64), String>,
+}
+
+/// Runs every will-run instance of `plan`. Returns a report; instance
+/// failures are in the report, not an `Err` (only store/environment
+/// failures that prevent running at all are).
+pub fn run(
+    plan: &Plan,
+    registry: &Registry,
+    store: &Store,
+    opts: &RunOptions,
+) -> Result<RunReport, EngineError> {
+    let started = Instant::now();
+    let n = plan.instances.len();
+    let mut artifact: Vec<Option<String>> = plan
+        .instances
+        .iter()
+        .map(|i| match &i.status {
+            Status::Cached { artifact } => Some(artifact.clone()),
+            Status::WillRun { .. } => None,
+        })
+        .collect();
+    let mut outcome: Vec<Option<Outcome>> = plan
+        .instances
+        .iter()
+        .map(|i| (!i.will_run()).then_some(Outcome::Cached))
+        .collect();
+    // Dependents and the number of unfinished inputs of each instance.
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); n];
+    let mut pending: Vec<usize> = vec![0; n];
+    for (i, inst) in plan.instances.iter().enumerate() {
+        for &u in inst.inputs.values().flatten() {
+            dependents[u].push(i);
+            if plan.instances[u].will_run() {
+                pending[i] += 1;
+            }
+        }
+    }
+
+    let to_run = plan.to_run();
+    let bar = progress_bar(opts.progress, to_run as u64);
+    let jobs = opts.jobs.max(1).min(to_run.max(1));
+
+    let (job_tx, job_rx) = mpsc::channel::<Job>();
+    let job_rx = Arc::new(Mutex::new(job_rx));
+    let (done_tx, done_rx) = mpsc::channel::<Done>();
+
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            let job_rx = Arc::clone(&job_rx);
+            let done_tx = done_tx.clone();
+            scope.spawn(move || loop {
+                let job = match job_rx.lock().expect("job queue lock").recv() {
+                    Ok(job) => job,
+                    Err(_) => return,
+                };
+                let result = run_one(plan, registry, store, opts, &job);
+                if done_tx
+                    .send(Done {
+                        index: job.index,
+                        result,
+                    })
+                    .is_err()
+                {
+                    return;
+                }
+            });
+        }
+        drop(done_tx);
+
+        let mut running: BTreeMap<usize, Instant> = BTreeMap::new();
+        let dispatch = |i: usize,
+                        artifact: &[Option<String>],
+                        running: &mut BTreeMap<usize, Instant>| {
+            let inst = &plan.instances[i];
+            let inputs = inst
+                .inputs
+                .iter()
+                .map(|(slot, ups)| {
+                    let ups = ups
+                        .iter()
+                        .map(|&u| (u, artifact[u].clone().expect("inputs finish first")))
+                        .collect();
+                    (slot.clone(), ups)
+                })
+                .collect();
+            running.insert(i, Instant::now());
+            job_tx
+                .send(Job { index: i, inputs })
+                .expect("workers alive while jobs remain");
+        };
+        for i in 0..n {
+            if plan.instances[i].will_run() && pending[i] == 0 {
+                dispatch(i, &artifact, &mut running);
+            }
+        }
+        set_running_message(&bar, plan, &running);
+        while !running.is_empty() {
+            let done = done_rx.recv().expect("a worker reports every job");
+            running.remove(&done.index);
+            let label = &plan.instances[done.index].label;
+            match done.result {
+                Ok((hash, seconds)) => {
+                    say(opts.progress, &bar, format!("computed {label} in {seconds:.2}s"));
+                    artifact[done.index] = Some(hash);
+                    outcome[done.index] = Some(Outcome::Computed { seconds });
+                    for &d in &dependents[done.index] {
+                        pending[d] -= 1;
+                        if pending[d] == 0 && outcome[d].is_none() {
+                            dispatch(d, &artifact, &mut running);
+                        }
+                    }
+                }
+                Err(error) => {
+                    say(opts.progress, &bar, format!("FAILED {label}: {error}"));
+                    outcome[done.index] = Some(Outcome::Failed { error });
+                    skip_dependents(done.index, &dependents, &mut outcome, plan);
+                }
+            }
+            bar.inc(1);
+            set_running_message(&bar, plan, &running);
+        }
+        drop(job_tx);
+    });
+    bar.finish_and_clear();
+
+    // Remember what ran (for `plan` reasons), keeping the old record of any
+    // instance that did not finish.
+    let mut history = History::load(store, &plan.workflow.name)?;
+    let fresh = records_of(plan);
+    for (stage, records) in fresh.stages {
+        let old = history.stages.remove(&stage).unwrap_or_default();
+        let merged = records
+            .into_iter()
+            .map(|r| {
+                let i = plan
+                    .instances
+                    .iter()
+                    .position(|i| i.label == r.label && i.stage == stage)
+                    .expect("record from this plan");
+                match outcome[i] {
+                    Some(Outcome::Cached) | Some(Outcome::Computed { .. }) => r,
+                    _ => old.iter().find(|o| o.label == r.label).cloned().unwrap_or(r),
+                }
+            })
+            .collect();
+        history.stages.insert(stage, merged);
+    }
+    store.write_history(
+        &plan.workflow.name,
+        &serde_json::to_value(&history).expect("history serialises"),
+    )?;
+
+    let instances: Vec<InstanceReport> = plan
+        .instances
+        .iter()
+        .enumerate()
+        .map(|(i, inst)| InstanceReport {
+            instance: inst.label.clone(),
+            kind: inst.kind.clone(),
+            key: inst.key.clone(),
+            artifact: artifact[i].clone(),
+            outcome: outcome[i].clone().unwrap_or(Outcome::Skipped {
+                because: "not reached".into(),
+            }),
+        })
+        .collect();
+    let count = |f: fn(&Outcome) -> bool| instances.iter().filter(|r| f(&r.outcome)).count();
+    Ok(RunReport {
+        workflow: plan.workflow.name.clone(),
+        computed: count(|o| matches!(o, Outcome::Computed { .. })),
+        cached: count(|o| matches!(o, Outcome::Cached)),
+        failed: count(|o| matches!(o, Outcome::Failed { .. })),
+        skipped: count(|o| matches!(o, Outcome::Skipped { .. })),
+        wall_seconds: started.elapsed().as_secs_f64(),
+        instances,
+    })
+}
+
+fn skip_dependents(
+    failed: usize,
+    dependents: &[Vec<usize>],
+    outcome: &mut [Option<Outcome>],
+    plan: &Plan,
+) {
+    let mut stack = dependents[failed].clone();
+    while let Some(d) = stack.pop() {
+        if outcome[d].is_none() {
+            outcome[d] = Some(Outcome::Skipped {
+                because: format!("upstream `{}` failed", plan.instances[failed].label),
+            });
+            stack.extend(dependents[d].iter().copied());
+        }
+    }
+}
+
+fn progress_bar(enabled: bool, len: u64) -> ProgressBar {
+    if !enabled {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} stages  {wide_msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+fn set_running_message(bar: &ProgressBar, plan: &Plan, running: &BTreeMap<usize, Instant>) {
+    let names: Vec<&str> = running
+        .keys()
+        .map(|&i| plan.instances[i].label.as_str())
+        .collect();
+    bar.set_message(if names.is_empty() {
+        String::new()
+    } else {
+        format!("running: {}", names.join(", "))
+    });
+}
+
+/// Per-stage lines: through the bar on a terminal (so they do not tear it),
+/// straight to stderr otherwise (logs, CI).
+fn say(enabled: bool, bar: &ProgressBar, line: String) {
+    if !enabled {
+        return;
+    }
+    if bar.is_hidden() {
+        eprintln!("  {line}");
+    } else {
+        bar.println(format!("  {line}"));
+    }
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn run_one(
+    plan: &Plan,
+    registry: &Registry,
+    store: &Store,
+    opts: &RunOptions,
+    job: &Job,
+) -> Result<(String, f64), String> {
+    let inst = &plan.instances[job.index];
+    let stage = registry
+        .get(&inst.kind)
+        .ok_or_else(|| format!("unknown kind `{}`", inst.kind))?;
+
+    let mut slots = BTreeMap::new();
+    let mut input_prov = Vec::new();
+    for (slot, ups) in &job.inputs {
+        let mut tables = Vec::new();
+        for (u, hash) in ups {
+            let up = &plan.instances[*u];
+            let a = store.read(hash).map_err(|e| e.to_string())?;
+            input_prov.push(json!({
+                "slot": slot, "instance": up.label, "key": up.key, "artifact": hash,
+            }));
+            tables.push(InputTable {
+                stage: up.stage.clone(),
+                instance: up.label.clone(),
+                params: up.params.clone(),
+                table: a.batch,
+            });
+        }
+        slots.insert(slot.clone(), tables);
+    }
+    let inputs = Inputs::new(slots);
+
+    let mut ctx = Context::default();
+    let t0 = SystemTime::now();
+    let clock = Instant::now();
+    let batch = stage
+        .run(&inst.params, &inputs, &mut ctx)
+        .map_err(|e| e.to_string())?;
+    let seconds = clock.elapsed().as_secs_f64();
+    let t1 = SystemTime::now();
+    check_finite(&batch)?;
+
+    let provenance = json!({
+        "format": "ptft-provenance/1",
+        "ptft": { "version": opts.tool.version, "git_commit": opts.tool.git_commit },
+        "workflow": { "name": plan.workflow.name, "file": plan.workflow.path.display().to_string() },
+        "stage": {
+            "id": inst.stage, "instance": inst.label, "kind": inst.kind,
+            "version": inst.version, "sweep_point": inst.sweep_point,
+        },
+        "key": inst.key,
+        "params": inst.params,
+        "inputs": input_prov,
+        "seeds": ctx.seeds,
+        "notes": ctx.notes,
+        "data_hash": data_hash(&batch),
+        "rows": batch.num_rows(),
+        "columns": batch.schema().fields().iter().map(|f| f.name().clone()).collect::<Vec<_>>(),
+        "run": {
+            "host": hostname(),
+            "device": ctx.device.clone().unwrap_or_else(|| "cpu".into()),
+            "threads": opts.tool.threads,
+            "jobs": opts.jobs,
+            "started": rfc3339(t0),
+            "finished": rfc3339(t1),
+            "wall_seconds": seconds,
+        },
+    });
+    let created = rfc3339(t1);
+    let entry = store
+        .publish(
+            &inst.key,
+            &batch,
+            &provenance,
+            EntryLabels {
+                workflow: &plan.workflow.name,
+                instance: &inst.label,
+                kind: &inst.kind,
+                created: &created,
+            },
+        )
+        .map_err(|e| e.to_string())?;
+    Ok((entry.artifact, seconds))
+}
+
+/// Refuses to publish NaN or infinity: a stage that produced one has failed,
+/// and saying where is the first step of debugging it.
+fn check_finite(batch: &RecordBatch) -> Result<(), String> {
+    for (field, col) in batch.schema().fields().iter().zip(batch.columns()) {
+        let bad = match field.data_type() {
+            DataType::Float64 => {
+                let a = col.as_any().downcast_ref::<Float64Array>().expect("f64 column");
+                (0..a.len()).find(|&i| a.is_valid(i) && !a.value(i).is_finite()).map(|i| (i, a.value(i)))
+            }
+            DataType::Float32 => {
+                let a = col.as_any().downcast_ref::<Float32Array>().expect("f32 column");
+                (0..a.len())
+                    .find(|&i| a.is_valid(i) && !a.value(i).is_finite())
+                    .map(|i| (i, a.value(i) as f64))
+            }
+            _ => None,
+        };
+        if let Some((row, v)) = bad {
+            return Err(format!(
+                "output column `{}` has a non-finite value ({v}) at row {row}; nothing was published",
+                field.name()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Provenance of an artifact, re-exported for tools that want to print it.
+pub fn provenance_of(store: &Store, hash: &str) -> Result<Value, EngineError> {
+    Ok(store.read(hash)?.provenance)
+}

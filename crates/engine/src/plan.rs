@@ -1,0 +1,523 @@
+//! Planning: from a parsed workflow to a list of stage *instances* in
+//! dependency order, each with its resolved parameters, its cache key, and
+//! whether it must run (and why).
+//!
+//! The cache key of an instance is blake3 over the canonical JSON of
+//! `{kind, version, params (resolved), inputs: {slot: [upstream keys]}}`.
+//! Upstream *keys* (not artifact bytes) chain into downstream keys, so the
+//! whole plan — including every downstream key — is known before anything
+//! runs, and `ptft plan` is exact. The artifact hashes of the inputs are
+//! recorded in provenance when the instance runs.
+
+use std::collections::{BTreeMap, HashMap};
+
+use petgraph::algo::{tarjan_scc, toposort};
+use petgraph::graph::{DiGraph, NodeIndex};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use ptft_store::{Lookup, Store};
+
+use crate::error::EngineError;
+use crate::stage::{Arity, Registry};
+use crate::workflow::{expand_sweep, point_label, SweepPoint, Workflow};
+
+/// Why an instance will run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "reason", content = "detail", rename_all = "snake_case")]
+pub enum Reason {
+    /// No earlier run of this instance is known.
+    New,
+    /// Resolved params differ from the last run (the diff, human readable).
+    ParamsChanged(String),
+    /// The stage's version constant changed.
+    VersionChanged { from: u32, to: u32 },
+    /// An upstream instance's key changed (slots listed).
+    InputChanged(Vec<String>),
+    /// The key was computed before but its artifact is gone.
+    ArtifactMissing,
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reason::New => write!(f, "new"),
+            Reason::ParamsChanged(d) => write!(f, "params changed ({d})"),
+            Reason::VersionChanged { from, to } => {
+                write!(f, "stage version changed ({from} -> {to})")
+            }
+            Reason::InputChanged(slots) => write!(f, "input changed ({})", slots.join(", ")),
+            Reason::ArtifactMissing => write!(f, "artifact missing"),
+        }
+    }
+}
+
+/// Whether an instance's output is already in the store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Status {
+    Cached { artifact: String },
+    WillRun { why: Reason },
+}
+
+/// One stage instance (a stage, or one grid point of a swept stage).
+#[derive(Debug, Clone, Serialize)]
+pub struct Instance {
+    /// `id`, or `id[param=value,...]` for a sweep point.
+    pub label: String,
+    pub stage: String,
+    pub kind: String,
+    pub version: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sweep_index: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sweep_point: Option<SweepPoint>,
+    /// Resolved parameters (defaults filled in), canonical.
+    pub params: Value,
+    /// slot → indices (into [`Plan::instances`]) of the upstream instances.
+    #[serde(skip)]
+    pub inputs: BTreeMap<String, Vec<usize>>,
+    pub key: String,
+    #[serde(flatten)]
+    pub status: Status,
+}
+
+impl Instance {
+    pub fn will_run(&self) -> bool {
+        matches!(self.status, Status::WillRun { .. })
+    }
+}
+
+/// A planned workflow: instances in an order where every input precedes its
+/// consumers.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub workflow: Workflow,
+    pub instances: Vec<Instance>,
+}
+
+impl Plan {
+    pub fn to_run(&self) -> usize {
+        self.instances.iter().filter(|i| i.will_run()).count()
+    }
+
+    pub fn cached(&self) -> usize {
+        self.instances.len() - self.to_run()
+    }
+
+    /// Finds instances by label or stage id (a stage id matches all of its
+    /// sweep points).
+    pub fn find(&self, reference: &str) -> Vec<&Instance> {
+        let exact: Vec<&Instance> = self
+            .instances
+            .iter()
+            .filter(|i| i.label == reference)
+            .collect();
+        if !exact.is_empty() {
+            return exact;
+        }
+        self.instances
+            .iter()
+            .filter(|i| i.stage == reference)
+            .collect()
+    }
+}
+
+/// What the store remembers about the last run of one instance, used to
+/// explain why an instance will run again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceRecord {
+    pub label: String,
+    pub sweep_index: Option<usize>,
+    pub key: String,
+    pub version: u32,
+    pub params: Value,
+    pub inputs: BTreeMap<String, Vec<String>>,
+}
+
+/// Per-workflow history: stage id → records of its instances.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct History {
+    pub stages: BTreeMap<String, Vec<InstanceRecord>>,
+}
+
+impl History {
+    pub(crate) fn load(store: &Store, workflow: &str) -> Result<History, EngineError> {
+        Ok(match store.read_history(workflow)? {
+            // A history we cannot parse (older format, hand-edited) only
+            // costs us the *reason* text, never correctness: ignore it.
+            Some(v) => serde_json::from_value(v).unwrap_or_default(),
+            None => History::default(),
+        })
+    }
+}
+
+/// Recursively sorts object keys so the same value always hashes the same,
+/// whatever map type the JSON library was compiled with.
+pub fn canonical_json(v: &Value) -> String {
+    fn canon(v: &Value) -> Value {
+        match v {
+            Value::Object(m) => {
+                let sorted: BTreeMap<&String, Value> = m.iter().map(|(k, v)| (k, canon(v))).collect();
+                let mut out = serde_json::Map::new();
+                for (k, v) in sorted {
+                    out.insert(k.clone(), v);
+                }
+                Value::Object(out)
+            }
+            Value::Array(a) => Value::Array(a.iter().map(canon).collect()),
+            other => other.clone(),
+        }
+    }
+    serde_json::to_string(&canon(v)).expect("JSON values serialise")
+}
+
+fn compute_key(
+    kind: &str,
+    version: u32,
+    params: &Value,
+    inputs: &BTreeMap<String, Vec<String>>,
+) -> String {
+    let doc = serde_json::json!({
+        "kind": kind,
+        "version": version,
+        "params": params,
+        "inputs": inputs,
+    });
+    blake3::hash(canonical_json(&doc).as_bytes())
+        .to_hex()
+        .to_string()
+}
+
+/// Plans `workflow`. With a store, each instance is marked cached or
+/// will-run with a reason; without one (`None`) every instance is new.
+/// Every validation error is raised here, before anything runs.
+pub fn plan(
+    workflow: &Workflow,
+    registry: &Registry,
+    store: Option<&Store>,
+) -> Result<Plan, EngineError> {
+    let file = &workflow.path;
+    let input_err = |location: String, message: String| EngineError::Input {
+        file: file.clone(),
+        location,
+        message,
+    };
+
+    // Stage-level checks: ids, kinds, input references.
+    let mut by_id: HashMap<&str, usize> = HashMap::new();
+    for (i, s) in workflow.stages.iter().enumerate() {
+        if s.id.is_empty() || s.id.contains(['[', ']', ',']) {
+            return Err(input_err(
+                format!("stage {i}, field `id`"),
+                format!("stage id `{}` must be non-empty and free of '[', ']' and ','", s.id),
+            ));
+        }
+        if let Some(prev) = by_id.insert(&s.id, i) {
+            return Err(input_err(
+                format!("stage {i}, field `id`"),
+                format!("duplicate stage id `{}` (also used by stage {prev}); ids must be unique", s.id),
+            ));
+        }
+        let Some(stage) = registry.get(&s.kind) else {
+            return Err(input_err(
+                format!("stage `{}`, field `kind`", s.id),
+                format!(
+                    "unknown stage kind `{}`; known kinds: {}",
+                    s.kind,
+                    registry.kind_names().join(", ")
+                ),
+            ));
+        };
+        for slot in stage.slots() {
+            if !s.inputs.contains_key(slot.name) {
+                return Err(input_err(
+                    format!("stage `{}`, field `inputs`", s.id),
+                    format!("kind `{}` needs input `{}` ({})", s.kind, slot.name, slot.doc),
+                ));
+            }
+        }
+        for name in s.inputs.keys() {
+            if !stage.slots().iter().any(|slot| slot.name == name) {
+                let valid: Vec<&str> = stage.slots().iter().map(|s| s.name).collect();
+                return Err(input_err(
+                    format!("stage `{}`, field `inputs.{name}`", s.id),
+                    format!(
+                        "kind `{}` has no input `{name}`; its inputs are: {}",
+                        s.kind,
+                        if valid.is_empty() { "none".to_string() } else { valid.join(", ") }
+                    ),
+                ));
+            }
+        }
+    }
+    for s in &workflow.stages {
+        for (slot, r) in &s.inputs {
+            let ids = r.ids();
+            if ids.is_empty() {
+                return Err(input_err(
+                    format!("stage `{}`, field `inputs.{slot}`", s.id),
+                    "an input must name at least one stage id".into(),
+                ));
+            }
+            for id in ids {
+                if !by_id.contains_key(id) {
+                    return Err(input_err(
+                        format!("stage `{}`, field `inputs.{slot}`", s.id),
+                        format!(
+                            "input refers to stage `{id}`, which is not defined in this workflow (dangling input); defined ids: {}",
+                            workflow.stages.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+
+    // Stage graph: cycles, then a topological order.
+    let mut graph: DiGraph<usize, ()> = DiGraph::new();
+    let nodes: Vec<NodeIndex> = (0..workflow.stages.len()).map(|i| graph.add_node(i)).collect();
+    for (i, s) in workflow.stages.iter().enumerate() {
+        for r in s.inputs.values() {
+            for id in r.ids() {
+                graph.add_edge(nodes[by_id[id]], nodes[i], ());
+            }
+        }
+    }
+    let order = match toposort(&graph, None) {
+        Ok(order) => order,
+        Err(_) => {
+            let cycle = tarjan_scc(&graph)
+                .into_iter()
+                .find(|scc| scc.len() > 1 || graph.contains_edge(scc[0], scc[0]))
+                .unwrap_or_default();
+            let mut names: Vec<&str> = cycle
+                .iter()
+                .rev()
+                .map(|n| workflow.stages[graph[*n]].id.as_str())
+                .collect();
+            if let Some(first) = names.first().copied() {
+                names.push(first);
+            }
+            return Err(input_err(
+                "field `stages`".into(),
+                format!(
+                    "the inputs form a cycle: {}; a workflow must be acyclic",
+                    names.join(" -> ")
+                ),
+            ));
+        }
+    };
+
+    let history = match store {
+        Some(s) => History::load(s, &workflow.name)?,
+        None => History::default(),
+    };
+
+    // Instances, in topological order of their stages.
+    let mut instances: Vec<Instance> = Vec::new();
+    let mut stage_instances: HashMap<&str, Vec<usize>> = HashMap::new();
+    for node in order {
+        let spec = &workflow.stages[graph[node]];
+        let stage = registry.get(&spec.kind).expect("kind checked above");
+        let points = expand_sweep(spec, file)?;
+        let points: Vec<Option<(usize, SweepPoint)>> = match points {
+            None => vec![None],
+            Some(ps) => ps.into_iter().enumerate().map(Some).collect(),
+        };
+
+        // Inputs are the same for every sweep point of this stage.
+        let mut inputs: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for (slot_name, r) in &spec.inputs {
+            let slot = stage
+                .slots()
+                .iter()
+                .find(|s| s.name == slot_name)
+                .expect("slot checked above");
+            let upstream: Vec<usize> = r
+                .ids()
+                .iter()
+                .flat_map(|id| stage_instances[id].iter().copied())
+                .collect();
+            if slot.arity == Arity::One && upstream.len() != 1 {
+                return Err(input_err(
+                    format!("stage `{}`, field `inputs.{slot_name}`", spec.id),
+                    format!(
+                        "input `{slot_name}` takes exactly one upstream instance, but the stage(s) named give {} (a sweep?)",
+                        upstream.len()
+                    ),
+                ));
+            }
+            inputs.insert(slot_name.clone(), upstream);
+        }
+        let input_keys: BTreeMap<String, Vec<String>> = inputs
+            .iter()
+            .map(|(slot, idx)| (slot.clone(), idx.iter().map(|&i| instances[i].key.clone()).collect()))
+            .collect();
+
+        let records: &[InstanceRecord] = history
+            .stages
+            .get(&spec.id)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        let mut mine = Vec::with_capacity(points.len());
+        for point in points {
+            let mut raw = spec.params.clone();
+            let (label, sweep_index, sweep_point) = match point {
+                None => (spec.id.clone(), None, None),
+                Some((i, p)) => {
+                    for (k, v) in &p {
+                        raw.insert(k.clone(), v.clone());
+                    }
+                    (format!("{}[{}]", spec.id, point_label(&p)), Some(i), Some(p))
+                }
+            };
+            let params = stage.resolve(&Value::Object(raw)).map_err(|e| {
+                let field = if e.field.starts_with("params") {
+                    e.field.clone()
+                } else {
+                    format!("params.{}", e.field)
+                };
+                input_err(
+                    format!("stage `{label}`, field `{field}`"),
+                    e.message,
+                )
+            })?;
+            let key = compute_key(stage.kind(), stage.version(), &params, &input_keys);
+            let status = match store {
+                None => Status::WillRun { why: Reason::New },
+                Some(store) => match store.lookup(&key)? {
+                    Lookup::Present(e) => Status::Cached { artifact: e.artifact },
+                    Lookup::ArtifactMissing(_) => Status::WillRun {
+                        why: Reason::ArtifactMissing,
+                    },
+                    Lookup::Absent => Status::WillRun {
+                        why: explain(records, &label, sweep_index, &key, stage.version(), &params, &input_keys),
+                    },
+                },
+            };
+            mine.push(instances.len());
+            instances.push(Instance {
+                label,
+                stage: spec.id.clone(),
+                kind: spec.kind.clone(),
+                version: stage.version(),
+                sweep_index,
+                sweep_point,
+                params,
+                inputs: inputs.clone(),
+                key,
+                status,
+            });
+        }
+        stage_instances.insert(spec.id.as_str(), mine);
+    }
+    Ok(Plan {
+        workflow: workflow.clone(),
+        instances,
+    })
+}
+
+fn explain(
+    records: &[InstanceRecord],
+    label: &str,
+    sweep_index: Option<usize>,
+    key: &str,
+    version: u32,
+    params: &Value,
+    inputs: &BTreeMap<String, Vec<String>>,
+) -> Reason {
+    let prev = records
+        .iter()
+        .find(|r| r.label == label)
+        .or_else(|| records.iter().find(|r| r.sweep_index == sweep_index));
+    let Some(prev) = prev else {
+        return Reason::New;
+    };
+    if prev.key == key {
+        // Same key as last time but no index entry: the store lost it.
+        return Reason::ArtifactMissing;
+    }
+    if prev.version != version {
+        return Reason::VersionChanged {
+            from: prev.version,
+            to: version,
+        };
+    }
+    if &prev.params != params {
+        return Reason::ParamsChanged(param_diff(&prev.params, params));
+    }
+    if &prev.inputs != inputs {
+        let slots = inputs
+            .iter()
+            .filter(|(slot, keys)| prev.inputs.get(*slot) != Some(*keys))
+            .map(|(slot, _)| slot.clone())
+            .collect();
+        return Reason::InputChanged(slots);
+    }
+    Reason::New
+}
+
+/// `omega: 0.5 -> 0.7, solver.tol: 1e-10 -> 1e-8` (at most a few entries).
+fn param_diff(old: &Value, new: &Value) -> String {
+    fn walk(prefix: &str, old: &Value, new: &Value, out: &mut Vec<String>) {
+        match (old, new) {
+            (Value::Object(a), Value::Object(b)) => {
+                let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+                keys.sort();
+                keys.dedup();
+                for k in keys {
+                    let p = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                    match (a.get(k), b.get(k)) {
+                        (Some(x), Some(y)) => walk(&p, x, y, out),
+                        (x, y) => out.push(format!(
+                            "{p}: {} -> {}",
+                            x.map(short).unwrap_or_else(|| "absent".into()),
+                            y.map(short).unwrap_or_else(|| "absent".into())
+                        )),
+                    }
+                }
+            }
+            (x, y) if x != y => out.push(format!("{prefix}: {} -> {}", short(x), short(y))),
+            _ => {}
+        }
+    }
+    fn short(v: &Value) -> String {
+        let s = v.to_string();
+        if s.len() > 40 {
+            format!("{}…", &s[..40])
+        } else {
+            s
+        }
+    }
+    let mut out = Vec::new();
+    walk("", old, new, &mut out);
+    let more = out.len().saturating_sub(4);
+    out.truncate(4);
+    let mut s = out.join(", ");
+    if more > 0 {
+        s.push_str(&format!(", and {more} more"));
+    }
+    s
+}
+
+/// The history records a finished run leaves behind for its instances.
+pub(crate) fn records_of(plan: &Plan) -> History {
+    let mut h = History::default();
+    for inst in &plan.instances {
+        let inputs = inst
+            .inputs
+            .iter()
+            .map(|(slot, idx)| (slot.clone(), idx.iter().map(|&i| plan.instances[i].key.clone()).collect()))
+            .collect();
+        h.stages.entry(inst.stage.clone()).or_default().push(InstanceRecord {
+            label: inst.label.clone(),
+            sweep_index: inst.sweep_index,
+            key: inst.key.clone(),
+            version: inst.version,
+            params: inst.params.clone(),
+            inputs,
+        });
+    }
+    h
+}

@@ -1,0 +1,243 @@
+//! Workflow files: the JSON a user writes. This module only checks the
+//! *shape* (and reports line/column for anything malformed); meaning — kinds,
+//! params, inputs, cycles — is checked when the workflow is planned.
+//!
+//! ```json
+//! { "name": "quickstart",
+//!   "stages": [
+//!     { "id": "omega", "kind": "replica_curve",
+//!       "params": { "c": 1e-3 },
+//!       "sweep": { "omega": [0, 0.5, 1] } },
+//!     { "id": "table", "kind": "concat", "inputs": { "parts": "omega" } } ] }
+//! ```
+//!
+//! A `sweep` is either an object of lists (the full grid over those params)
+//! or a list of objects (explicit points). Each grid point becomes one stage
+//! instance, labelled `id[param=value,...]`; a downstream input that names
+//! the stage receives every instance.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::error::EngineError;
+
+/// A parsed workflow file.
+#[derive(Debug, Clone)]
+pub struct Workflow {
+    /// Name used to group history in the store (defaults to the file stem).
+    pub name: String,
+    pub description: Option<String>,
+    pub path: PathBuf,
+    pub stages: Vec<StageSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WorkflowFile {
+    name: Option<String>,
+    description: Option<String>,
+    stages: Vec<StageSpec>,
+}
+
+/// One stage entry of a workflow file, as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageSpec {
+    pub id: String,
+    pub kind: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub params: Map<String, Value>,
+    /// slot name → stage id, or list of stage ids.
+    #[serde(default)]
+    pub inputs: BTreeMap<String, InputRef>,
+    #[serde(default)]
+    pub sweep: Option<Value>,
+}
+
+/// What an input slot refers to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum InputRef {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl InputRef {
+    pub fn ids(&self) -> Vec<&str> {
+        match self {
+            InputRef::One(s) => vec![s.as_str()],
+            InputRef::Many(v) => v.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
+impl Workflow {
+    /// Reads and shape-checks a workflow file.
+    pub fn load(path: &Path) -> Result<Workflow, EngineError> {
+        let text = std::fs::read_to_string(path).map_err(|e| EngineError::Input {
+            file: path.to_path_buf(),
+            location: String::new(),
+            message: format!("cannot read the workflow file: {e}"),
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Shape-checks workflow text; `path` is used for messages and the
+    /// default name.
+    pub fn parse(text: &str, path: &Path) -> Result<Workflow, EngineError> {
+        let file: WorkflowFile = serde_json::from_str(text).map_err(|e| EngineError::Input {
+            file: path.to_path_buf(),
+            location: format!("line {}, column {}", e.line(), e.column()),
+            message: explain_json_error(&e),
+        })?;
+        let name = match file.name {
+            Some(n) => n,
+            None => path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("workflow")
+                .to_string(),
+        };
+        if name.is_empty() {
+            return Err(EngineError::Input {
+                file: path.to_path_buf(),
+                location: "field `name`".into(),
+                message: "the workflow name must not be empty".into(),
+            });
+        }
+        if file.stages.is_empty() {
+            return Err(EngineError::Input {
+                file: path.to_path_buf(),
+                location: "field `stages`".into(),
+                message: "a workflow needs at least one stage".into(),
+            });
+        }
+        Ok(Workflow {
+            name,
+            description: file.description,
+            path: path.to_path_buf(),
+            stages: file.stages,
+        })
+    }
+}
+
+fn explain_json_error(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let what = match e.classify() {
+        Category::Syntax => "malformed JSON",
+        Category::Eof => "the file ends too early (unclosed bracket or brace?)",
+        Category::Data => "the workflow does not have the expected structure",
+        Category::Io => "read error",
+    };
+    let detail = e.to_string();
+    // serde_json appends " at line L column C"; we report the location separately.
+    let detail = match detail.rfind(" at line ") {
+        Some(i) => detail[..i].to_string(),
+        None => detail,
+    };
+    let hint = if detail.contains("unknown field") {
+        " (top-level fields: name, description, stages; stage fields: id, kind, description, params, inputs, sweep)"
+    } else if detail.contains("number out of range") {
+        " (numbers must be finite; JSON has no NaN or Infinity)"
+    } else {
+        ""
+    };
+    format!("{what}: {detail}{hint}")
+}
+
+/// One point of a sweep: param name → value, in a stable order.
+pub type SweepPoint = Map<String, Value>;
+
+/// Expands a stage's `sweep` into its points; `None` means a single
+/// instance with no sweep values.
+pub(crate) fn expand_sweep(
+    spec: &StageSpec,
+    file: &Path,
+) -> Result<Option<Vec<SweepPoint>>, EngineError> {
+    let Some(sweep) = &spec.sweep else {
+        return Ok(None);
+    };
+    let bad = |message: String| EngineError::Input {
+        file: file.to_path_buf(),
+        location: format!("stage `{}`, field `sweep`", spec.id),
+        message,
+    };
+    let points: Vec<SweepPoint> = match sweep {
+        Value::Object(grid) => {
+            if grid.is_empty() {
+                return Err(bad("an empty sweep object sweeps nothing; remove it or name at least one parameter with a list of values".into()));
+            }
+            let mut points = vec![Map::new()];
+            for (param, values) in grid {
+                let Value::Array(values) = values else {
+                    return Err(bad(format!(
+                        "sweep values for `{param}` must be a list, e.g. \"{param}\": [0, 0.5, 1]"
+                    )));
+                };
+                if values.is_empty() {
+                    return Err(bad(format!("sweep list for `{param}` is empty; give at least one value")));
+                }
+                let mut next = Vec::with_capacity(points.len() * values.len());
+                for p in &points {
+                    for v in values {
+                        let mut q = p.clone();
+                        q.insert(param.clone(), v.clone());
+                        next.push(q);
+                    }
+                }
+                points = next;
+            }
+            points
+        }
+        Value::Array(list) => {
+            if list.is_empty() {
+                return Err(bad("an empty list of sweep points sweeps nothing".into()));
+            }
+            let mut points = Vec::new();
+            for (i, p) in list.iter().enumerate() {
+                match p {
+                    Value::Object(m) if !m.is_empty() => points.push(m.clone()),
+                    _ => return Err(bad(format!(
+                        "sweep point {i} must be a non-empty object of parameter values, e.g. {{\"c\": 1e-3, \"lambda\": 0}}"
+                    ))),
+                }
+            }
+            points
+        }
+        _ => {
+            return Err(bad(
+                "a sweep is either an object of lists (grid) or a list of objects (points)".into(),
+            ))
+        }
+    };
+    for p in &points {
+        for k in p.keys() {
+            if spec.params.contains_key(k) {
+                return Err(bad(format!(
+                    "`{k}` appears both in `params` and in `sweep`; keep it in one place"
+                )));
+            }
+        }
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for p in &points {
+        let label = point_label(p);
+        if !seen.insert(label.clone()) {
+            return Err(bad(format!("the sweep point [{label}] appears twice")));
+        }
+    }
+    Ok(Some(points))
+}
+
+/// `omega=0.5,c=0.001` — compact, stable, readable.
+pub(crate) fn point_label(p: &SweepPoint) -> String {
+    p.iter()
+        .map(|(k, v)| format!("{k}={}", serde_json::to_string(v).unwrap_or_default()))
+        .collect::<Vec<_>>()
+        .join(",")
+}
