@@ -1,1 +1,280 @@
-fn main() {}
+//! `ptft`: the command line over the engine, the store and the stages.
+//!
+//! This file only parses arguments, wires the stage registry to the engine,
+//! prints results, and maps errors to exit codes: 0 success, 2 bad input
+//! (workflow, parameters, unknown reference), 1 a failed stage or an
+//! environment error.
+
+mod bench;
+mod show;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use ptft_engine::{EngineError, Plan, RunOptions, Status, ToolInfo, Workflow};
+use ptft_store::Store;
+
+#[derive(Parser)]
+#[command(name = "ptft", version, about = "Reproducible, incremental workflows for the theory of how pretraining shapes fine-tuning")]
+struct Cli {
+    /// Artifact store directory.
+    #[arg(long, global = true, env = "PTFT_STORE", default_value = "artifacts")]
+    store: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a workflow: compute every stage instance whose key is not in the store.
+    Run {
+        file: PathBuf,
+        /// Stage instances to run at the same time (default: number of cores).
+        #[arg(long, short)]
+        jobs: Option<usize>,
+        /// Print a machine-readable summary on stdout.
+        #[arg(long)]
+        json: bool,
+        /// No progress output.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Dry run: what would be computed, and why.
+    Plan {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Provenance of an artifact: by instance label, stage id, key or artifact hash (prefix).
+    Show {
+        reference: String,
+        /// Resolve the label within this workflow (otherwise the newest matching entry in the store).
+        #[arg(long)]
+        workflow: Option<PathBuf>,
+        /// Print the raw provenance JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print an artifact's table to stdout.
+    Export {
+        reference: String,
+        #[arg(long)]
+        workflow: PathBuf,
+        #[arg(long, value_enum, default_value = "csv")]
+        format: Format,
+    },
+    /// List the store's entries.
+    Ls {
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the stage kinds this binary knows, with their versions.
+    Kinds,
+    /// Time the solver and the planner (see BENCHMARKS.md).
+    Bench {
+        /// Fewer repetitions.
+        #[arg(long)]
+        quick: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Csv,
+    Json,
+}
+
+/// An error that is the user's to fix (exit 2).
+#[derive(Debug)]
+struct BadInput(String);
+impl std::fmt::Display for BadInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for BadInput {}
+
+fn bad(msg: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(BadInput(msg.into()))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(code) => code,
+        // `ptft export ... | head` closing the pipe early is not an error.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            let user = e.downcast_ref::<BadInput>().is_some()
+                || e.downcast_ref::<EngineError>().is_some_and(EngineError::is_bad_input);
+            ExitCode::from(if user { 2 } else { 1 })
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || c.to_string().contains("Broken pipe")
+    })
+}
+
+pub fn tool_info() -> ToolInfo {
+    let commit = env!("PTFT_GIT_COMMIT");
+    ToolInfo {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        git_commit: (!commit.is_empty()).then(|| commit.to_string()),
+        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+    }
+}
+
+fn load_plan(file: &Path, store: Option<&Store>) -> Result<Plan> {
+    let registry = ptft_stages::registry();
+    let wf = Workflow::load(file)?;
+    Ok(ptft_engine::plan(&wf, &registry, store)?)
+}
+
+/// The store if it already exists (planning must not create one).
+fn existing_store(root: &Path) -> Option<Store> {
+    Store::open_existing(root).ok()
+}
+
+fn dispatch(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Run { file, jobs, json, quiet } => {
+            let registry = ptft_stages::registry();
+            let wf = Workflow::load(&file)?;
+            // Validate everything before the store is even created.
+            ptft_engine::plan(&wf, &registry, None)?;
+            let store = Store::open(&cli.store).with_context(|| format!("opening store {}", cli.store.display()))?;
+            let plan = ptft_engine::plan(&wf, &registry, Some(&store))?;
+            let tool = tool_info();
+            let opts = RunOptions {
+                jobs: jobs.unwrap_or(tool.threads).max(1),
+                progress: !quiet && !json,
+                tool,
+            };
+            if !quiet && !json {
+                eprintln!(
+                    "{}: {} instances, {} to compute, {} cached (store {})",
+                    wf.name,
+                    plan.instances.len(),
+                    plan.to_run(),
+                    plan.cached(),
+                    cli.store.display()
+                );
+            }
+            let report = ptft_engine::run(&plan, &registry, &store, &opts)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else if !quiet {
+                println!(
+                    "{}: computed {}, cached {}, failed {}, skipped {} in {:.2}s",
+                    report.workflow, report.computed, report.cached, report.failed, report.skipped, report.wall_seconds
+                );
+                for r in &report.instances {
+                    if let ptft_engine::Outcome::Failed { error } = &r.outcome {
+                        eprintln!("failed: {}: {error}", r.instance);
+                    }
+                }
+            }
+            Ok(if report.ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Command::Plan { file, json } => {
+            let store = existing_store(&cli.store);
+            let plan = load_plan(&file, store.as_ref())?;
+            if json {
+                let doc = serde_json::json!({
+                    "workflow": plan.workflow.name,
+                    "instances": plan.instances.len(),
+                    "to_run": plan.to_run(),
+                    "cached": plan.cached(),
+                    "stages": plan.instances,
+                });
+                println!("{}", serde_json::to_string_pretty(&doc)?);
+            } else {
+                println!(
+                    "{} ({}): {} instances, {} will run, {} cached",
+                    plan.workflow.name,
+                    file.display(),
+                    plan.instances.len(),
+                    plan.to_run(),
+                    plan.cached()
+                );
+                let width = plan.instances.iter().map(|i| i.label.len()).max().unwrap_or(0).min(60);
+                for i in &plan.instances {
+                    match &i.status {
+                        Status::Cached { artifact } => {
+                            println!("  cached    {:width$}  {}", i.label, &artifact[..16])
+                        }
+                        Status::WillRun { why } => println!("  will run  {:width$}  {why}", i.label),
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Show { reference, workflow, json } => {
+            let store = Store::open_existing(&cli.store).map_err(|e| bad(e.to_string()))?;
+            let hash = show::resolve(&store, &reference, workflow.as_deref())?;
+            let artifact = store.read(&hash)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&artifact.provenance)?);
+            } else {
+                print!("{}", show::render(&artifact));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Export { reference, workflow, format } => {
+            let store = Store::open_existing(&cli.store).map_err(|e| bad(e.to_string()))?;
+            let hash = show::resolve(&store, &reference, Some(&workflow))?;
+            let artifact = store.read(&hash)?;
+            let stdout = std::io::stdout();
+            let lock = stdout.lock();
+            match format {
+                Format::Csv => {
+                    let mut w = arrow::csv::WriterBuilder::new().with_header(true).build(lock);
+                    w.write(&artifact.batch)?;
+                }
+                Format::Json => {
+                    let mut w = arrow::json::ArrayWriter::new(lock);
+                    w.write(&artifact.batch)?;
+                    w.finish()?;
+                    println!();
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ls { json } => {
+            let store = Store::open_existing(&cli.store).map_err(|e| bad(e.to_string()))?;
+            let entries = store.entries()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&serde_json::to_value(&entries)?)?);
+            } else {
+                println!("{:24}  {:14}  {:26}  {:>6}  {:12}  instance", "created", "workflow", "kind", "rows", "artifact");
+                for e in &entries {
+                    println!(
+                        "{:24}  {:14}  {:26}  {:>6}  {:12}  {}",
+                        e.created, e.workflow, e.kind, e.rows, &e.artifact[..12], e.instance
+                    );
+                }
+                println!("{} entries in {}", entries.len(), store.root().display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Kinds => {
+            for (kind, version, doc) in ptft_stages::registry().kinds() {
+                println!("{kind:28} v{version:<3} {doc}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench { quick } => {
+            bench::run(quick)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+pub(crate) use bad as bad_input;

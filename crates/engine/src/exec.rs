@@ -127,6 +127,23 @@ pub fn run(
         }
     }
 
+    // Two instances with the same key (the same computation reached from
+    // two places in a workflow) run once: the later waits for the earlier.
+    let mut alias: Vec<Option<usize>> = vec![None; n];
+    let mut first_with_key: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (i, inst) in plan.instances.iter().enumerate() {
+        if !inst.will_run() {
+            continue;
+        }
+        if let Some(&j) = first_with_key.get(inst.key.as_str()) {
+            alias[i] = Some(j);
+            dependents[j].push(i);
+            pending[i] += 1;
+        } else {
+            first_with_key.insert(&inst.key, i);
+        }
+    }
+
     let to_run = plan.to_run();
     let bar = progress_bar(opts.progress, to_run as u64);
     let jobs = opts.jobs.max(1).min(to_run.max(1));
@@ -159,9 +176,10 @@ pub fn run(
         drop(done_tx);
 
         let mut running: BTreeMap<usize, Instant> = BTreeMap::new();
-        let dispatch = |i: usize,
-                        artifact: &[Option<String>],
-                        running: &mut BTreeMap<usize, Instant>| {
+        let mut ready: std::collections::VecDeque<usize> = (0..n)
+            .filter(|&i| plan.instances[i].will_run() && pending[i] == 0)
+            .collect();
+        let send = |i: usize, artifact: &[Option<String>], running: &mut BTreeMap<usize, Instant>| {
             let inst = &plan.instances[i];
             let inputs = inst
                 .inputs
@@ -179,13 +197,28 @@ pub fn run(
                 .send(Job { index: i, inputs })
                 .expect("workers alive while jobs remain");
         };
-        for i in 0..n {
-            if plan.instances[i].will_run() && pending[i] == 0 {
-                dispatch(i, &artifact, &mut running);
+        loop {
+            // Dispatch everything ready; aliases complete at once.
+            while let Some(i) = ready.pop_front() {
+                match alias[i] {
+                    Some(j) => {
+                        artifact[i] = artifact[j].clone();
+                        outcome[i] = Some(Outcome::Cached);
+                        bar.inc(1);
+                        for &d in &dependents[i] {
+                            pending[d] -= 1;
+                            if pending[d] == 0 && outcome[d].is_none() {
+                                ready.push_back(d);
+                            }
+                        }
+                    }
+                    None => send(i, &artifact, &mut running),
+                }
             }
-        }
-        set_running_message(&bar, plan, &running);
-        while !running.is_empty() {
+            set_running_message(&bar, plan, &running);
+            if running.is_empty() {
+                break;
+            }
             let done = done_rx.recv().expect("a worker reports every job");
             running.remove(&done.index);
             let label = &plan.instances[done.index].label;
@@ -197,7 +230,7 @@ pub fn run(
                     for &d in &dependents[done.index] {
                         pending[d] -= 1;
                         if pending[d] == 0 && outcome[d].is_none() {
-                            dispatch(d, &artifact, &mut running);
+                            ready.push_back(d);
                         }
                     }
                 }
@@ -208,7 +241,6 @@ pub fn run(
                 }
             }
             bar.inc(1);
-            set_running_message(&bar, plan, &running);
         }
         drop(job_tx);
     });

@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use petgraph::algo::{tarjan_scc, toposort};
+use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -284,9 +284,9 @@ pub fn plan(
             }
         }
     }
-    let order = match toposort(&graph, None) {
-        Ok(order) => order,
-        Err(_) => {
+    let order = match stable_toposort(&graph) {
+        Some(order) => order,
+        None => {
             let cycle = tarjan_scc(&graph)
                 .into_iter()
                 .find(|scc| scc.len() > 1 || graph.contains_edge(scc[0], scc[0]))
@@ -416,6 +416,35 @@ pub fn plan(
         workflow: workflow.clone(),
         instances,
     })
+}
+
+/// Kahn's algorithm that, among ready stages, always takes the one written
+/// first, so plans and reports follow the order of the workflow file.
+/// `None` if the graph has a cycle.
+fn stable_toposort(graph: &DiGraph<usize, ()>) -> Option<Vec<NodeIndex>> {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    let mut indegree: Vec<usize> = graph
+        .node_indices()
+        .map(|n| graph.neighbors_directed(n, petgraph::Direction::Incoming).count())
+        .collect();
+    let mut ready: BinaryHeap<Reverse<usize>> = graph
+        .node_indices()
+        .filter(|n| indegree[n.index()] == 0)
+        .map(|n| Reverse(n.index()))
+        .collect();
+    let mut order = Vec::with_capacity(graph.node_count());
+    while let Some(Reverse(i)) = ready.pop() {
+        let n = NodeIndex::new(i);
+        order.push(n);
+        for m in graph.neighbors_directed(n, petgraph::Direction::Outgoing) {
+            indegree[m.index()] -= 1;
+            if indegree[m.index()] == 0 {
+                ready.push(Reverse(m.index()));
+            }
+        }
+    }
+    (order.len() == graph.node_count()).then_some(order)
 }
 
 fn explain(

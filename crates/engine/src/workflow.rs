@@ -12,7 +12,10 @@
 //! ```
 //!
 //! A `sweep` is either an object of lists (the full grid over those params)
-//! or a list of objects (explicit points). Each grid point becomes one stage
+//! or a list of objects (explicit points). In a grid, a list of *objects*
+//! is a bundle axis: `"init": [{"c": 1e-6}, {"lambda": -1e-3}]` sets those
+//! params together, so "every task x each one-at-a-time variation" (the
+//! paper's design) is one stage. Each grid point becomes one stage
 //! instance, labelled `id[param=value,...]`; a downstream input that names
 //! the stage receives every instance.
 
@@ -186,7 +189,22 @@ pub(crate) fn expand_sweep(
                 for p in &points {
                     for v in values {
                         let mut q = p.clone();
-                        q.insert(param.clone(), v.clone());
+                        match v {
+                            // A bundle: several params set together; the
+                            // sweep key only names the bundle.
+                            Value::Object(bundle) => {
+                                for (k, x) in bundle {
+                                    if q.insert(k.clone(), x.clone()).is_some() {
+                                        return Err(bad(format!(
+                                            "`{k}` is set by two sweep entries at once (in bundle `{param}`)"
+                                        )));
+                                    }
+                                }
+                            }
+                            _ => {
+                                q.insert(param.clone(), v.clone());
+                            }
+                        }
                         next.push(q);
                     }
                 }

@@ -288,3 +288,26 @@ fn keys_are_stable_and_param_spelling_does_not_matter() {
     assert_eq!(ka, kb);
     assert_eq!(ka.len(), 64);
 }
+
+#[test]
+fn bundle_sweeps_and_duplicate_keys_run_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let reg = registry(1);
+    let wf = r#"{"stages": [
+      {"id": "a", "kind": "source", "sweep": {"value": [1, 2], "set": [{"n": 1}, {"n": 2}]}},
+      {"id": "b", "kind": "source", "params": {"n": 2, "value": 2}},
+      {"id": "t", "kind": "sum", "inputs": {"parts": ["a", "b"]}}
+    ]}"#;
+    let p = plan_text(wf, &reg, &store);
+    let labels: Vec<&str> = p.instances.iter().map(|i| i.label.as_str()).collect();
+    assert!(labels.contains(&"a[n=1,value=1]") && labels.contains(&"a[n=2,value=2]"), "{labels:?}");
+    assert_eq!(p.instances.len(), 6);
+    // b is the same computation as a[n=2,value=2]: one run, two instances.
+    let r = run(&p, &reg, &store, &opts()).unwrap();
+    assert_eq!((r.computed, r.cached, r.failed), (5, 1, 0));
+    let total = r.instances.iter().find(|i| i.instance == "t").unwrap();
+    let a = store.read(total.artifact.as_ref().unwrap()).unwrap();
+    // a: n=1 -> [0]; n=2,v=1 -> [0,1]; n=1 -> [0]; n=2,v=2 -> [0,2]; b -> [0,2]
+    assert_eq!(values(&a.batch), vec![5.0]);
+}
