@@ -16,7 +16,9 @@ struct Sandbox {
 
 impl Sandbox {
     fn new() -> Self {
-        Sandbox { dir: tempfile::tempdir().unwrap() }
+        Sandbox {
+            dir: tempfile::tempdir().unwrap(),
+        }
     }
 
     fn store(&self) -> PathBuf {
@@ -57,7 +59,12 @@ fn will_run(plan: &Value) -> Vec<(String, String)> {
         .unwrap()
         .iter()
         .filter(|s| s["status"] == "will_run")
-        .map(|s| (s["label"].as_str().unwrap().to_string(), s["why"]["reason"].as_str().unwrap().to_string()))
+        .map(|s| {
+            (
+                s["label"].as_str().unwrap().to_string(),
+                s["why"]["reason"].as_str().unwrap().to_string(),
+            )
+        })
         .collect()
 }
 
@@ -75,7 +82,10 @@ fn quickstart_reruns_nothing_and_a_changed_sweep_value_reruns_exactly_its_depend
     assert_eq!(second["cached"], n);
 
     let changed = QUICKSTART.replace("\"omega\": [0, 0.5, 1]", "\"omega\": [0, 0.7, 1]");
-    assert_ne!(changed, QUICKSTART, "the quickstart must sweep omega over [0, 0.5, 1]");
+    assert_ne!(
+        changed, QUICKSTART,
+        "the quickstart must sweep omega over [0, 0.5, 1]"
+    );
     let wf2 = sb.write("quickstart.json", &changed);
     let plan = sb.ok_json(&["plan", wf2.to_str().unwrap(), "--json"]);
     assert_eq!(
@@ -92,11 +102,21 @@ fn quickstart_reruns_nothing_and_a_changed_sweep_value_reruns_exactly_its_depend
     // Back to the original value: still in the store, so nothing runs.
     sb.write("quickstart.json", QUICKSTART);
     let text = String::from_utf8(sb.ptft(&["plan", wf]).stdout).unwrap();
-    assert!(text.contains("0 will run") && text.contains("cached    omega[omega=0.5]"), "{text}");
+    assert!(
+        text.contains("0 will run") && text.contains("cached    omega[omega=0.5]"),
+        "{text}"
+    );
     // A value never computed: the plan names the change since the last run (0.7).
-    sb.write("quickstart.json", &QUICKSTART.replace("\"omega\": [0, 0.5, 1]", "\"omega\": [0, 0.6, 1]"));
+    sb.write(
+        "quickstart.json",
+        &QUICKSTART.replace("\"omega\": [0, 0.5, 1]", "\"omega\": [0, 0.6, 1]"),
+    );
     let text = String::from_utf8(sb.ptft(&["plan", wf]).stdout).unwrap();
-    assert!(text.contains("will run  omega[omega=0.6]") && text.contains("params changed (omega: 0.7 -> 0.6)"), "{text}");
+    assert!(
+        text.contains("will run  omega[omega=0.6]")
+            && text.contains("params changed (omega: 0.7 -> 0.6)"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -112,7 +132,11 @@ fn artifacts_are_parquet_with_provenance_readable_without_ptft() {
         .find(|i| i["instance"] == "omega[omega=0.5]")
         .unwrap();
     let hash = inst["artifact"].as_str().unwrap();
-    let path = sb.store().join("objects").join(&hash[..2]).join(format!("{hash}.parquet"));
+    let path = sb
+        .store()
+        .join("objects")
+        .join(&hash[..2])
+        .join(format!("{hash}.parquet"));
 
     // Content address: the file's blake3 is its name.
     let bytes = std::fs::read(&path).unwrap();
@@ -135,8 +159,18 @@ fn artifacts_are_parquet_with_provenance_readable_without_ptft() {
     assert_eq!(prov["params"]["omega"], 0.5);
     assert_eq!(prov["params"]["solver"]["tol"], 1e-10);
     assert_eq!(prov["key"], inst["key"]);
-    for field in ["host", "device", "threads", "started", "finished", "wall_seconds"] {
-        assert!(!prov["run"][field].is_null(), "provenance run.{field} missing");
+    for field in [
+        "host",
+        "device",
+        "threads",
+        "started",
+        "finished",
+        "wall_seconds",
+    ] {
+        assert!(
+            !prov["run"][field].is_null(),
+            "provenance run.{field} missing"
+        );
     }
     assert!(prov["ptft"]["version"].is_string());
     assert!(prov.get("seeds").is_some());
@@ -172,7 +206,11 @@ assert prov["stage"]["kind"] == "replica_curve"
 assert abs(t.column("alpha")[0].as_py() - 0.01) < 1e-15
 print("pyarrow ok", prov["params"]["omega"], t.column("mse")[79].as_py())
 "#;
-    let out = Command::new("python3").arg("-c").arg(script).arg(path).output();
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(path)
+        .output();
     let required = std::env::var("PTFT_REQUIRE_PYARROW").is_ok_and(|v| v == "1");
     match out {
         Ok(o) if o.status.success() => {
@@ -182,7 +220,10 @@ print("pyarrow ok", prov["params"]["omega"], t.column("mse")[79].as_py())
         Ok(o) if !required && String::from_utf8_lossy(&o.stderr).contains("No module named") => {
             eprintln!("pyarrow not installed: skipped the pyarrow half of this check");
         }
-        Ok(o) => panic!("pyarrow check failed: {}", String::from_utf8_lossy(&o.stderr)),
+        Ok(o) => panic!(
+            "pyarrow check failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        ),
         Err(e) if !required => eprintln!("python3 unavailable ({e}): skipped the pyarrow check"),
         Err(e) => panic!("python3 unavailable: {e}"),
     }
@@ -205,16 +246,42 @@ fn same_workflow_gives_identical_data_in_separate_stores() {
     ]}"#;
     let a = Sandbox::new();
     let b = Sandbox::new();
-    let ra = a.ok_json(&["run", a.write("det.json", text).to_str().unwrap(), "--json", "--jobs", "1"]);
-    let rb = b.ok_json(&["run", b.write("det.json", text).to_str().unwrap(), "--json", "--jobs", "2"]);
-    for (x, y) in ra["instances"].as_array().unwrap().iter().zip(rb["instances"].as_array().unwrap()) {
+    let ra = a.ok_json(&[
+        "run",
+        a.write("det.json", text).to_str().unwrap(),
+        "--json",
+        "--jobs",
+        "1",
+    ]);
+    let rb = b.ok_json(&[
+        "run",
+        b.write("det.json", text).to_str().unwrap(),
+        "--json",
+        "--jobs",
+        "2",
+    ]);
+    for (x, y) in ra["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(rb["instances"].as_array().unwrap())
+    {
         assert_eq!(x["key"], y["key"]);
         let pa = a.ok_json(&["show", x["artifact"].as_str().unwrap(), "--json"]);
         let pb = b.ok_json(&["show", y["artifact"].as_str().unwrap(), "--json"]);
-        assert_eq!(pa["data_hash"], pb["data_hash"], "{} differs between runs", x["instance"]);
+        assert_eq!(
+            pa["data_hash"], pb["data_hash"],
+            "{} differs between runs",
+            x["instance"]
+        );
     }
     // The Monte-Carlo seed is recorded as a seed.
-    let mc = ra["instances"].as_array().unwrap().iter().find(|i| i["instance"] == "mc").unwrap();
+    let mc = ra["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["instance"] == "mc")
+        .unwrap();
     let prov = a.ok_json(&["show", mc["artifact"].as_str().unwrap(), "--json"]);
     assert_eq!(prov["seeds"]["monte_carlo"], 3);
 }
@@ -232,10 +299,19 @@ fn export_show_and_ls() {
     assert!(csv.starts_with("alpha,mse,"), "{csv}");
     assert_eq!(csv.lines().count(), 81);
 
-    let json = sb.ok_json(&["export", "exp1_curves", "--workflow", wf, "--format", "json"]);
+    let json = sb.ok_json(&[
+        "export",
+        "exp1_curves",
+        "--workflow",
+        wf,
+        "--format",
+        "json",
+    ]);
     let rows = json.as_array().unwrap();
     assert_eq!(rows.len(), 5 * 80);
-    assert!(rows.iter().any(|r| r["source"] == "lambda[lambda=0.00099]" && r["lambda"] == 0.00099));
+    assert!(rows
+        .iter()
+        .any(|r| r["source"] == "lambda[lambda=0.00099]" && r["lambda"] == 0.00099));
 
     // A sweep id is ambiguous for export: the error lists the instances.
     let out = sb.ptft(&["export", "omega", "--workflow", wf]);
@@ -245,10 +321,16 @@ fn export_show_and_ls() {
     let show = sb.ptft(&["show", "omega[omega=1]"]);
     assert!(show.status.success());
     let text = String::from_utf8(show.stdout).unwrap();
-    assert!(text.contains("kind replica_curve v1") && text.contains("\"omega\": 1.0"), "{text}");
+    assert!(
+        text.contains("kind replica_curve v1") && text.contains("\"omega\": 1.0"),
+        "{text}"
+    );
 
     let ls = String::from_utf8(sb.ptft(&["ls"]).stdout).unwrap();
-    assert!(ls.contains("phase_lambda_c") && ls.contains("8 entries"), "{ls}");
+    assert!(
+        ls.contains("phase_lambda_c") && ls.contains("8 entries"),
+        "{ls}"
+    );
 
     let missing = sb.ptft(&["show", "no_such_thing"]);
     assert_eq!(missing.status.code(), Some(2));
@@ -262,7 +344,11 @@ fn rejects(text: &str, expected: &[&str]) {
     for cmd in ["run", "plan"] {
         let out = sb.ptft(&[cmd, wf.to_str().unwrap()]);
         let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "`ptft {cmd}` on {text}\nstderr: {err}");
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "`ptft {cmd}` on {text}\nstderr: {err}"
+        );
         assert!(!err.contains("panicked"), "{err}");
         assert!(err.contains("bad.json"), "error must name the file: {err}");
         for e in expected {
@@ -278,36 +364,92 @@ fn curve(params: &str) -> String {
 
 #[test]
 fn bad_input_is_rejected_with_file_field_and_range() {
-    rejects(r#"{"stages": [{"id": "x", "kind": "replica_curve" "params": {}}]}"#, &["line 1, column", "malformed JSON"]);
+    rejects(
+        r#"{"stages": [{"id": "x", "kind": "replica_curve" "params": {}}]}"#,
+        &["line 1, column", "malformed JSON"],
+    );
     rejects("{\"stages\": [\n  {\"id\": \"x\", \"kind\": \"replica_curve\", \"params\": {\"c\": 1e-3,}}\n]}", &["line 2, column"]);
-    rejects(r#"{"stages": [{"id": "x", "kind": "replica_curve", "param": {}}]}"#, &["unknown field `param`"]);
-    rejects(&curve(r#""omgea": 0.5"#), &["field `params.omgea`", "unknown field `omgea`", "expected one of"]);
-    rejects(r#"{"stages": [{"id": "x", "kind": "replica"}]}"#, &["field `kind`", "unknown stage kind `replica`", "replica_curve"]);
-    rejects(r#"{"stages": [{"id": "t", "kind": "concat", "inputs": {"parts": "nope"}}]}"#, &["inputs.parts", "dangling", "`nope`"]);
-    rejects(r#"{"stages": [{"id": "x", "kind": "replica_curve"}, {"id": "x", "kind": "regime_metrics"}]}"#, &["duplicate stage id `x`"]);
+    rejects(
+        r#"{"stages": [{"id": "x", "kind": "replica_curve", "param": {}}]}"#,
+        &["unknown field `param`"],
+    );
+    rejects(
+        &curve(r#""omgea": 0.5"#),
+        &[
+            "field `params.omgea`",
+            "unknown field `omgea`",
+            "expected one of",
+        ],
+    );
+    rejects(
+        r#"{"stages": [{"id": "x", "kind": "replica"}]}"#,
+        &[
+            "field `kind`",
+            "unknown stage kind `replica`",
+            "replica_curve",
+        ],
+    );
+    rejects(
+        r#"{"stages": [{"id": "t", "kind": "concat", "inputs": {"parts": "nope"}}]}"#,
+        &["inputs.parts", "dangling", "`nope`"],
+    );
+    rejects(
+        r#"{"stages": [{"id": "x", "kind": "replica_curve"}, {"id": "x", "kind": "regime_metrics"}]}"#,
+        &["duplicate stage id `x`"],
+    );
     rejects(
         r#"{"stages": [{"id": "a", "kind": "concat", "inputs": {"parts": "b"}}, {"id": "b", "kind": "concat", "inputs": {"parts": "a"}}]}"#,
         &["cycle", "->"],
     );
-    rejects(&curve(r#""c": 1e-3, "lambda": 2e-3"#), &["field `params.lambda`", "[-c, c] = [-0.001, 0.001]"]);
+    rejects(
+        &curve(r#""c": 1e-3, "lambda": 2e-3"#),
+        &["field `params.lambda`", "[-c, c] = [-0.001, 0.001]"],
+    );
     rejects(&curve(r#""c": 0"#), &["field `params.c`", "(0, inf)"]);
-    rejects(&curve(r#""c": -1, "lambda": 0"#), &["field `params.c`", "(0, inf)"]);
+    rejects(
+        &curve(r#""c": -1, "lambda": 0"#),
+        &["field `params.c`", "(0, inf)"],
+    );
     rejects(&curve(r#""gamma": 1e999"#), &["line 1", "finite"]);
     rejects(&curve(r#""gamma": NaN"#), &["line 1", "malformed JSON"]);
     rejects(&curve(r#""gamma": "NaN""#), &["field `params.gamma`"]);
     rejects(
         &curve(r#""rho_pt": 0.1, "rho_ft": 0.5, "omega": 1"#),
-        &["field `params.rho_pt, rho_ft, omega`", "rho_pt - omega*rho_ft"],
+        &[
+            "field `params.rho_pt, rho_ft, omega`",
+            "rho_pt - omega*rho_ft",
+        ],
     );
-    rejects(&curve(r#""rho_pt": 0.6, "rho_ft": 0.6, "omega": 0"#), &["rho_pt, rho_ft, omega", "none"]);
-    rejects(&curve(r#""rho_ft": 1.5"#), &["field `params.rho_ft`", "(0, 1)"]);
+    rejects(
+        &curve(r#""rho_pt": 0.6, "rho_ft": 0.6, "omega": 0"#),
+        &["rho_pt, rho_ft, omega", "none"],
+    );
+    rejects(
+        &curve(r#""rho_ft": 1.5"#),
+        &["field `params.rho_ft`", "(0, 1)"],
+    );
     rejects(&curve(r#""alpha": []"#), &["field `params.alpha`", "empty"]);
-    rejects(&curve(r#""alpha": [0.1, 0, 0.3]"#), &["field `params.alpha`", "alpha[1] = 0", "(0, inf)"]);
+    rejects(
+        &curve(r#""alpha": [0.1, 0, 0.3]"#),
+        &["field `params.alpha`", "alpha[1] = 0", "(0, inf)"],
+    );
     rejects(&curve(r#""alpha": [0.1, -0.2]"#), &["alpha[1] = -0.2"]);
-    rejects(&curve(r#""alpha": {"linspace": {"start": 0.1, "stop": 0.5, "num": 0}}"#), &["alpha.num", "[1, 1000000]"]);
-    rejects(&curve(r#""method": "monte_carlo", "mc": 10"#), &["field `params.mc`", "[100, 20000000]"]);
-    rejects(&curve(r#""method": "mcmc""#), &["field `params.method`", "quadrature", "monte_carlo"]);
-    rejects(&curve(r#""solver": {"tol": 0}"#), &["field `params.solver.tol`", "(0, 0.01]"]);
+    rejects(
+        &curve(r#""alpha": {"linspace": {"start": 0.1, "stop": 0.5, "num": 0}}"#),
+        &["alpha.num", "[1, 1000000]"],
+    );
+    rejects(
+        &curve(r#""method": "monte_carlo", "mc": 10"#),
+        &["field `params.mc`", "[100, 20000000]"],
+    );
+    rejects(
+        &curve(r#""method": "mcmc""#),
+        &["field `params.method`", "quadrature", "monte_carlo"],
+    );
+    rejects(
+        &curve(r#""solver": {"tol": 0}"#),
+        &["field `params.solver.tol`", "(0, 0.01]"],
+    );
     rejects(
         r#"{"stages": [{"id": "p", "kind": "regime_metrics", "params": {"lambda_over_c": [1.5]}}]}"#,
         &["field `params.lambda_over_c`", "[-1, 1]"],

@@ -23,13 +23,29 @@ fn exp1_theory_workflow_matches_reference_quadrature_curves() {
         .arg(&store)
         .output()
         .unwrap();
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_ptft"))
-        .args(["export", "exp1_table", "--workflow", &wf, "--format", "json", "--store"])
+        .args([
+            "export",
+            "exp1_table",
+            "--workflow",
+            &wf,
+            "--format",
+            "json",
+            "--store",
+        ])
         .arg(&store)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(rows.len(), 24 * 80);
 
@@ -37,9 +53,19 @@ fn exp1_theory_workflow_matches_reference_quadrature_curves() {
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
     let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
-    let (io, ic, il, ig, ia, iq) = (col("omega"), col("c"), col("lambda"), col("gamma"), col("alpha"), col("mse_quad"));
+    let (io, ic, il, ig, ia, iq) = (
+        col("omega"),
+        col("c"),
+        col("lambda"),
+        col("gamma"),
+        col("alpha"),
+        col("mse_quad"),
+    );
     let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 * b.abs().max(1e-300);
-    let num = |r: &Value, k: &str| r[k].as_f64().unwrap_or_else(|| panic!("column {k} missing in {r}"));
+    let num = |r: &Value, k: &str| {
+        r[k].as_f64()
+            .unwrap_or_else(|| panic!("column {k} missing in {r}"))
+    };
 
     let (mut checked, mut worst, mut worst_at) = (0, 0.0f64, String::new());
     for line in lines {
@@ -73,5 +99,8 @@ fn exp1_theory_workflow_matches_reference_quadrature_curves() {
         checked += 1;
     }
     eprintln!("checked {checked} points; worst relative error {worst:.2e} at {worst_at}");
-    assert!(checked > 1800, "only {checked} reference points were comparable");
+    assert!(
+        checked > 1800,
+        "only {checked} reference points were comparable"
+    );
 }

@@ -17,7 +17,11 @@ use ptft_engine::{EngineError, Plan, RunOptions, Status, ToolInfo, Workflow};
 use ptft_store::Store;
 
 #[derive(Parser)]
-#[command(name = "ptft", version, about = "Reproducible, incremental workflows for the theory of how pretraining shapes fine-tuning")]
+#[command(
+    name = "ptft",
+    version,
+    about = "Reproducible, incremental workflows for the theory of how pretraining shapes fine-tuning"
+)]
 struct Cli {
     /// Artifact store directory.
     #[arg(long, global = true, env = "PTFT_STORE", default_value = "artifacts")]
@@ -109,7 +113,8 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("error: {e:#}");
             let user = e.downcast_ref::<BadInput>().is_some()
-                || e.downcast_ref::<EngineError>().is_some_and(EngineError::is_bad_input);
+                || e.downcast_ref::<EngineError>()
+                    .is_some_and(EngineError::is_bad_input);
             ExitCode::from(if user { 2 } else { 1 })
         }
     }
@@ -117,7 +122,8 @@ fn main() -> ExitCode {
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
             || c.to_string().contains("Broken pipe")
     })
 }
@@ -144,12 +150,18 @@ fn existing_store(root: &Path) -> Option<Store> {
 
 fn dispatch(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Run { file, jobs, json, quiet } => {
+        Command::Run {
+            file,
+            jobs,
+            json,
+            quiet,
+        } => {
             let registry = ptft_stages::registry();
             let wf = Workflow::load(&file)?;
             // Validate everything before the store is even created.
             ptft_engine::plan(&wf, &registry, None)?;
-            let store = Store::open(&cli.store).with_context(|| format!("opening store {}", cli.store.display()))?;
+            let store = Store::open(&cli.store)
+                .with_context(|| format!("opening store {}", cli.store.display()))?;
             let plan = ptft_engine::plan(&wf, &registry, Some(&store))?;
             let tool = tool_info();
             let opts = RunOptions {
@@ -173,7 +185,12 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             } else if !quiet {
                 println!(
                     "{}: computed {}, cached {}, failed {}, skipped {} in {:.2}s",
-                    report.workflow, report.computed, report.cached, report.failed, report.skipped, report.wall_seconds
+                    report.workflow,
+                    report.computed,
+                    report.cached,
+                    report.failed,
+                    report.skipped,
+                    report.wall_seconds
                 );
                 for r in &report.instances {
                     if let ptft_engine::Outcome::Failed { error } = &r.outcome {
@@ -181,7 +198,11 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                     }
                 }
             }
-            Ok(if report.ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            Ok(if report.ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
         Command::Plan { file, json } => {
             let store = existing_store(&cli.store);
@@ -204,19 +225,31 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                     plan.to_run(),
                     plan.cached()
                 );
-                let width = plan.instances.iter().map(|i| i.label.len()).max().unwrap_or(0).min(60);
+                let width = plan
+                    .instances
+                    .iter()
+                    .map(|i| i.label.len())
+                    .max()
+                    .unwrap_or(0)
+                    .min(60);
                 for i in &plan.instances {
                     match &i.status {
                         Status::Cached { artifact } => {
                             println!("  cached    {:width$}  {}", i.label, &artifact[..16])
                         }
-                        Status::WillRun { why } => println!("  will run  {:width$}  {why}", i.label),
+                        Status::WillRun { why } => {
+                            println!("  will run  {:width$}  {why}", i.label)
+                        }
                     }
                 }
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Show { reference, workflow, json } => {
+        Command::Show {
+            reference,
+            workflow,
+            json,
+        } => {
             let store = Store::open_existing(&cli.store).map_err(|e| bad(e.to_string()))?;
             let hash = show::resolve(&store, &reference, workflow.as_deref())?;
             let artifact = store.read(&hash)?;
@@ -227,7 +260,11 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Export { reference, workflow, format } => {
+        Command::Export {
+            reference,
+            workflow,
+            format,
+        } => {
             let store = Store::open_existing(&cli.store).map_err(|e| bad(e.to_string()))?;
             let hash = show::resolve(&store, &reference, Some(&workflow))?;
             let artifact = store.read(&hash)?;
@@ -235,7 +272,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             let lock = stdout.lock();
             match format {
                 Format::Csv => {
-                    let mut w = arrow::csv::WriterBuilder::new().with_header(true).build(lock);
+                    let mut w = arrow::csv::WriterBuilder::new()
+                        .with_header(true)
+                        .build(lock);
                     w.write(&artifact.batch)?;
                 }
                 Format::Json => {
@@ -251,13 +290,24 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             let store = Store::open_existing(&cli.store).map_err(|e| bad(e.to_string()))?;
             let entries = store.entries()?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&serde_json::to_value(&entries)?)?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::to_value(&entries)?)?
+                );
             } else {
-                println!("{:24}  {:14}  {:26}  {:>6}  {:12}  instance", "created", "workflow", "kind", "rows", "artifact");
+                println!(
+                    "{:24}  {:14}  {:26}  {:>6}  {:12}  instance",
+                    "created", "workflow", "kind", "rows", "artifact"
+                );
                 for e in &entries {
                     println!(
                         "{:24}  {:14}  {:26}  {:>6}  {:12}  {}",
-                        e.created, e.workflow, e.kind, e.rows, &e.artifact[..12], e.instance
+                        e.created,
+                        e.workflow,
+                        e.kind,
+                        e.rows,
+                        &e.artifact[..12],
+                        e.instance
                     );
                 }
                 println!("{} entries in {}", entries.len(), store.root().display());

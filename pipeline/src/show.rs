@@ -20,7 +20,11 @@ pub fn resolve(store: &Store, reference: &str, workflow: Option<&Path>) -> Resul
             [] => Err(bad_input(format!(
                 "{}: no stage or instance `{reference}`; instances: {}",
                 file.display(),
-                plan.instances.iter().map(|i| i.label.as_str()).collect::<Vec<_>>().join(", ")
+                plan.instances
+                    .iter()
+                    .map(|i| i.label.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ))),
             [one] => match &one.status {
                 Status::Cached { artifact } => Ok(artifact.clone()),
@@ -35,7 +39,10 @@ pub fn resolve(store: &Store, reference: &str, workflow: Option<&Path>) -> Resul
                 "{}: `{reference}` is a sweep with {} instances; name one of: {}",
                 file.display(),
                 many.len(),
-                many.iter().map(|i| i.label.as_str()).collect::<Vec<_>>().join(", ")
+                many.iter()
+                    .map(|i| i.label.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ))),
         };
     }
@@ -72,12 +79,25 @@ pub fn render(a: &Artifact) -> String {
         s(&p["stage"]["kind"]),
         s(&p["stage"]["version"])
     );
-    let _ = writeln!(out, "workflow   {}   ({})", s(&p["workflow"]["name"]), s(&p["workflow"]["file"]));
+    let _ = writeln!(
+        out,
+        "workflow   {}   ({})",
+        s(&p["workflow"]["name"]),
+        s(&p["workflow"]["file"])
+    );
     let _ = writeln!(out, "key        {}", s(&p["key"]));
-    let _ = writeln!(out, "data       {} rows; columns {}", s(&p["rows"]), s(&p["columns"]));
+    let _ = writeln!(
+        out,
+        "data       {} rows; columns {}",
+        s(&p["rows"]),
+        s(&p["columns"])
+    );
     let _ = writeln!(out, "data hash  {}", s(&p["data_hash"]));
     let _ = writeln!(out, "params");
-    for line in serde_json::to_string_pretty(&p["params"]).unwrap_or_default().lines() {
+    for line in serde_json::to_string_pretty(&p["params"])
+        .unwrap_or_default()
+        .lines()
+    {
         let _ = writeln!(out, "  {line}");
     }
     match p["inputs"].as_array() {
@@ -114,6 +134,11 @@ pub fn render(a: &Artifact) -> String {
         s(&r["threads"]),
         s(&r["jobs"])
     );
-    let _ = writeln!(out, "ptft       {} (commit {})", s(&p["ptft"]["version"]), s(&p["ptft"]["git_commit"]));
+    let _ = writeln!(
+        out,
+        "ptft       {} (commit {})",
+        s(&p["ptft"]["version"]),
+        s(&p["ptft"]["git_commit"])
+    );
     out
 }

@@ -130,7 +130,8 @@ pub fn run(
     // Two instances with the same key (the same computation reached from
     // two places in a workflow) run once: the later waits for the earlier.
     let mut alias: Vec<Option<usize>> = vec![None; n];
-    let mut first_with_key: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut first_with_key: std::collections::HashMap<&str, usize> =
+        std::collections::HashMap::new();
     for (i, inst) in plan.instances.iter().enumerate() {
         if !inst.will_run() {
             continue;
@@ -179,24 +180,25 @@ pub fn run(
         let mut ready: std::collections::VecDeque<usize> = (0..n)
             .filter(|&i| plan.instances[i].will_run() && pending[i] == 0)
             .collect();
-        let send = |i: usize, artifact: &[Option<String>], running: &mut BTreeMap<usize, Instant>| {
-            let inst = &plan.instances[i];
-            let inputs = inst
-                .inputs
-                .iter()
-                .map(|(slot, ups)| {
-                    let ups = ups
-                        .iter()
-                        .map(|&u| (u, artifact[u].clone().expect("inputs finish first")))
-                        .collect();
-                    (slot.clone(), ups)
-                })
-                .collect();
-            running.insert(i, Instant::now());
-            job_tx
-                .send(Job { index: i, inputs })
-                .expect("workers alive while jobs remain");
-        };
+        let send =
+            |i: usize, artifact: &[Option<String>], running: &mut BTreeMap<usize, Instant>| {
+                let inst = &plan.instances[i];
+                let inputs = inst
+                    .inputs
+                    .iter()
+                    .map(|(slot, ups)| {
+                        let ups = ups
+                            .iter()
+                            .map(|&u| (u, artifact[u].clone().expect("inputs finish first")))
+                            .collect();
+                        (slot.clone(), ups)
+                    })
+                    .collect();
+                running.insert(i, Instant::now());
+                job_tx
+                    .send(Job { index: i, inputs })
+                    .expect("workers alive while jobs remain");
+            };
         loop {
             // Dispatch everything ready; aliases complete at once.
             while let Some(i) = ready.pop_front() {
@@ -224,7 +226,11 @@ pub fn run(
             let label = &plan.instances[done.index].label;
             match done.result {
                 Ok((hash, seconds)) => {
-                    say(opts.progress, &bar, format!("computed {label} in {seconds:.2}s"));
+                    say(
+                        opts.progress,
+                        &bar,
+                        format!("computed {label} in {seconds:.2}s"),
+                    );
                     artifact[done.index] = Some(hash);
                     outcome[done.index] = Some(Outcome::Computed { seconds });
                     for &d in &dependents[done.index] {
@@ -262,7 +268,11 @@ pub fn run(
                     .expect("record from this plan");
                 match outcome[i] {
                     Some(Outcome::Cached) | Some(Outcome::Computed { .. }) => r,
-                    _ => old.iter().find(|o| o.label == r.label).cloned().unwrap_or(r),
+                    _ => old
+                        .iter()
+                        .find(|o| o.label == r.label)
+                        .cloned()
+                        .unwrap_or(r),
                 }
             })
             .collect();
@@ -458,11 +468,19 @@ fn check_finite(batch: &RecordBatch) -> Result<(), String> {
     for (field, col) in batch.schema().fields().iter().zip(batch.columns()) {
         let bad = match field.data_type() {
             DataType::Float64 => {
-                let a = col.as_any().downcast_ref::<Float64Array>().expect("f64 column");
-                (0..a.len()).find(|&i| a.is_valid(i) && !a.value(i).is_finite()).map(|i| (i, a.value(i)))
+                let a = col
+                    .as_any()
+                    .downcast_ref::<Float64Array>()
+                    .expect("f64 column");
+                (0..a.len())
+                    .find(|&i| a.is_valid(i) && !a.value(i).is_finite())
+                    .map(|i| (i, a.value(i)))
             }
             DataType::Float32 => {
-                let a = col.as_any().downcast_ref::<Float32Array>().expect("f32 column");
+                let a = col
+                    .as_any()
+                    .downcast_ref::<Float32Array>()
+                    .expect("f32 column");
                 (0..a.len())
                     .find(|&i| a.is_valid(i) && !a.value(i).is_finite())
                     .map(|i| (i, a.value(i) as f64))

@@ -158,7 +158,8 @@ pub fn canonical_json(v: &Value) -> String {
     fn canon(v: &Value) -> Value {
         match v {
             Value::Object(m) => {
-                let sorted: BTreeMap<&String, Value> = m.iter().map(|(k, v)| (k, canon(v))).collect();
+                let sorted: BTreeMap<&String, Value> =
+                    m.iter().map(|(k, v)| (k, canon(v))).collect();
                 let mut out = serde_json::Map::new();
                 for (k, v) in sorted {
                     out.insert(k.clone(), v);
@@ -210,13 +211,19 @@ pub fn plan(
         if s.id.is_empty() || s.id.contains(['[', ']', ',']) {
             return Err(input_err(
                 format!("stage {i}, field `id`"),
-                format!("stage id `{}` must be non-empty and free of '[', ']' and ','", s.id),
+                format!(
+                    "stage id `{}` must be non-empty and free of '[', ']' and ','",
+                    s.id
+                ),
             ));
         }
         if let Some(prev) = by_id.insert(&s.id, i) {
             return Err(input_err(
                 format!("stage {i}, field `id`"),
-                format!("duplicate stage id `{}` (also used by stage {prev}); ids must be unique", s.id),
+                format!(
+                    "duplicate stage id `{}` (also used by stage {prev}); ids must be unique",
+                    s.id
+                ),
             ));
         }
         let Some(stage) = registry.get(&s.kind) else {
@@ -233,7 +240,10 @@ pub fn plan(
             if !s.inputs.contains_key(slot.name) {
                 return Err(input_err(
                     format!("stage `{}`, field `inputs`", s.id),
-                    format!("kind `{}` needs input `{}` ({})", s.kind, slot.name, slot.doc),
+                    format!(
+                        "kind `{}` needs input `{}` ({})",
+                        s.kind, slot.name, slot.doc
+                    ),
                 ));
             }
         }
@@ -245,7 +255,11 @@ pub fn plan(
                     format!(
                         "kind `{}` has no input `{name}`; its inputs are: {}",
                         s.kind,
-                        if valid.is_empty() { "none".to_string() } else { valid.join(", ") }
+                        if valid.is_empty() {
+                            "none".to_string()
+                        } else {
+                            valid.join(", ")
+                        }
                     ),
                 ));
             }
@@ -276,7 +290,9 @@ pub fn plan(
 
     // Stage graph: cycles, then a topological order.
     let mut graph: DiGraph<usize, ()> = DiGraph::new();
-    let nodes: Vec<NodeIndex> = (0..workflow.stages.len()).map(|i| graph.add_node(i)).collect();
+    let nodes: Vec<NodeIndex> = (0..workflow.stages.len())
+        .map(|i| graph.add_node(i))
+        .collect();
     for (i, s) in workflow.stages.iter().enumerate() {
         for r in s.inputs.values() {
             for id in r.ids() {
@@ -352,7 +368,12 @@ pub fn plan(
         }
         let input_keys: BTreeMap<String, Vec<String>> = inputs
             .iter()
-            .map(|(slot, idx)| (slot.clone(), idx.iter().map(|&i| instances[i].key.clone()).collect()))
+            .map(|(slot, idx)| {
+                (
+                    slot.clone(),
+                    idx.iter().map(|&i| instances[i].key.clone()).collect(),
+                )
+            })
             .collect();
 
         let records: &[InstanceRecord] = history
@@ -369,7 +390,11 @@ pub fn plan(
                     for (k, v) in &p {
                         raw.insert(k.clone(), v.clone());
                     }
-                    (format!("{}[{}]", spec.id, point_label(&p)), Some(i), Some(p))
+                    (
+                        format!("{}[{}]", spec.id, point_label(&p)),
+                        Some(i),
+                        Some(p),
+                    )
                 }
             };
             let params = stage.resolve(&Value::Object(raw)).map_err(|e| {
@@ -378,21 +403,28 @@ pub fn plan(
                 } else {
                     format!("params.{}", e.field)
                 };
-                input_err(
-                    format!("stage `{label}`, field `{field}`"),
-                    e.message,
-                )
+                input_err(format!("stage `{label}`, field `{field}`"), e.message)
             })?;
             let key = compute_key(stage.kind(), stage.version(), &params, &input_keys);
             let status = match store {
                 None => Status::WillRun { why: Reason::New },
                 Some(store) => match store.lookup(&key)? {
-                    Lookup::Present(e) => Status::Cached { artifact: e.artifact },
+                    Lookup::Present(e) => Status::Cached {
+                        artifact: e.artifact,
+                    },
                     Lookup::ArtifactMissing(_) => Status::WillRun {
                         why: Reason::ArtifactMissing,
                     },
                     Lookup::Absent => Status::WillRun {
-                        why: explain(records, &label, sweep_index, &key, stage.version(), &params, &input_keys),
+                        why: explain(
+                            records,
+                            &label,
+                            sweep_index,
+                            &key,
+                            stage.version(),
+                            &params,
+                            &input_keys,
+                        ),
                     },
                 },
             };
@@ -426,7 +458,11 @@ fn stable_toposort(graph: &DiGraph<usize, ()>) -> Option<Vec<NodeIndex>> {
     use std::collections::BinaryHeap;
     let mut indegree: Vec<usize> = graph
         .node_indices()
-        .map(|n| graph.neighbors_directed(n, petgraph::Direction::Incoming).count())
+        .map(|n| {
+            graph
+                .neighbors_directed(n, petgraph::Direction::Incoming)
+                .count()
+        })
         .collect();
     let mut ready: BinaryHeap<Reverse<usize>> = graph
         .node_indices()
@@ -496,7 +532,11 @@ fn param_diff(old: &Value, new: &Value) -> String {
                 keys.sort();
                 keys.dedup();
                 for k in keys {
-                    let p = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                    let p = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
                     match (a.get(k), b.get(k)) {
                         (Some(x), Some(y)) => walk(&p, x, y, out),
                         (x, y) => out.push(format!(
@@ -537,16 +577,24 @@ pub(crate) fn records_of(plan: &Plan) -> History {
         let inputs = inst
             .inputs
             .iter()
-            .map(|(slot, idx)| (slot.clone(), idx.iter().map(|&i| plan.instances[i].key.clone()).collect()))
+            .map(|(slot, idx)| {
+                (
+                    slot.clone(),
+                    idx.iter().map(|&i| plan.instances[i].key.clone()).collect(),
+                )
+            })
             .collect();
-        h.stages.entry(inst.stage.clone()).or_default().push(InstanceRecord {
-            label: inst.label.clone(),
-            sweep_index: inst.sweep_index,
-            key: inst.key.clone(),
-            version: inst.version,
-            params: inst.params.clone(),
-            inputs,
-        });
+        h.stages
+            .entry(inst.stage.clone())
+            .or_default()
+            .push(InstanceRecord {
+                label: inst.label.clone(),
+                sweep_index: inst.sweep_index,
+                key: inst.key.clone(),
+                version: inst.version,
+                params: inst.params.clone(),
+                inputs,
+            });
     }
     h
 }

@@ -193,8 +193,12 @@ pub(crate) trait DynStage: Send + Sync {
     fn slots(&self) -> &'static [InputSlot];
     /// Parses and validates raw params; returns the canonical resolved form.
     fn resolve(&self, raw: &Value) -> Result<Value, ParamError>;
-    fn run(&self, resolved: &Value, inputs: &Inputs, ctx: &mut Context)
-        -> Result<RecordBatch, StageError>;
+    fn run(
+        &self,
+        resolved: &Value,
+        inputs: &Inputs,
+        ctx: &mut Context,
+    ) -> Result<RecordBatch, StageError>;
 }
 
 struct Erased<S: Stage>(PhantomData<fn() -> S>);
@@ -202,7 +206,11 @@ struct Erased<S: Stage>(PhantomData<fn() -> S>);
 fn parse<S: Stage>(raw: &Value) -> Result<S::Params, ParamError> {
     serde_path_to_error::deserialize::<_, S::Params>(raw).map_err(|e| {
         let path = e.path().to_string();
-        let field = if path == "." { "params".to_string() } else { path };
+        let field = if path == "." {
+            "params".to_string()
+        } else {
+            path
+        };
         ParamError::new(field, e.into_inner().to_string())
     })
 }
@@ -251,7 +259,9 @@ impl Registry {
     /// programming error in the binary, caught by any test that builds the
     /// registry.
     pub fn register<S: Stage>(&mut self) -> &mut Self {
-        let prev = self.kinds.insert(S::KIND, Box::new(Erased::<S>(PhantomData)));
+        let prev = self
+            .kinds
+            .insert(S::KIND, Box::new(Erased::<S>(PhantomData)));
         assert!(prev.is_none(), "stage kind `{}` registered twice", S::KIND);
         self
     }

@@ -183,7 +183,9 @@ pub(crate) fn expand_sweep(
                     )));
                 };
                 if values.is_empty() {
-                    return Err(bad(format!("sweep list for `{param}` is empty; give at least one value")));
+                    return Err(bad(format!(
+                        "sweep list for `{param}` is empty; give at least one value"
+                    )));
                 }
                 let mut next = Vec::with_capacity(points.len() * values.len());
                 for p in &points {

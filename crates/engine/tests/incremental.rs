@@ -49,7 +49,9 @@ impl Stage for Source {
     fn compute(p: &SourceParams, _: &Inputs, ctx: &mut Context) -> Result<RecordBatch, StageError> {
         ctx.record_seed("dummy", 7);
         if p.value < 0.0 {
-            return Err(StageError::new("negative values are refused by this toy stage"));
+            return Err(StageError::new(
+                "negative values are refused by this toy stage",
+            ));
         }
         if p.value == 13.0 {
             return Ok(column(vec![f64::NAN]));
@@ -74,7 +76,11 @@ impl<const V: u32> Stage for Double<V> {
     const VERSION: u32 = V;
     type Params = NoParams;
     fn inputs() -> &'static [InputSlot] {
-        &[InputSlot { name: "x", arity: Arity::One, doc: "table to double" }]
+        &[InputSlot {
+            name: "x",
+            arity: Arity::One,
+            doc: "table to double",
+        }]
     }
     fn compute(_: &NoParams, inputs: &Inputs, _: &mut Context) -> Result<RecordBatch, StageError> {
         let x = values(&inputs.one("x")?.table);
@@ -89,10 +95,18 @@ impl Stage for Sum {
     const VERSION: u32 = 1;
     type Params = NoParams;
     fn inputs() -> &'static [InputSlot] {
-        &[InputSlot { name: "parts", arity: Arity::Many, doc: "tables to sum" }]
+        &[InputSlot {
+            name: "parts",
+            arity: Arity::Many,
+            doc: "tables to sum",
+        }]
     }
     fn compute(_: &NoParams, inputs: &Inputs, _: &mut Context) -> Result<RecordBatch, StageError> {
-        let total: f64 = inputs.many("parts").iter().flat_map(|t| values(&t.table)).sum();
+        let total: f64 = inputs
+            .many("parts")
+            .iter()
+            .flat_map(|t| values(&t.table))
+            .sum();
         Ok(column(vec![total]))
     }
 }
@@ -111,7 +125,11 @@ fn opts() -> RunOptions {
     RunOptions {
         jobs: 2,
         progress: false,
-        tool: ToolInfo { version: "test".into(), git_commit: None, threads: 1 },
+        tool: ToolInfo {
+            version: "test".into(),
+            git_commit: None,
+            threads: 1,
+        },
     }
 }
 
@@ -176,7 +194,10 @@ fn changing_one_sweep_value_reruns_exactly_that_point_and_its_dependents() {
     assert_eq!(
         reasons(&p),
         vec![
-            ("src[value=5]".to_string(), "params changed (value: 2.0 -> 5.0)".to_string()),
+            (
+                "src[value=5]".to_string(),
+                "params changed (value: 2.0 -> 5.0)".to_string()
+            ),
             ("total".to_string(), "input changed (parts)".to_string()),
         ]
     );
@@ -196,7 +217,10 @@ fn bumping_a_version_invalidates_that_stage_and_its_dependents_only() {
     assert_eq!(
         reasons(&p),
         vec![
-            ("dbl".to_string(), "stage version changed (1 -> 2)".to_string()),
+            (
+                "dbl".to_string(),
+                "stage version changed (1 -> 2)".to_string()
+            ),
             ("total".to_string(), "input changed (parts)".to_string()),
         ]
     );
@@ -211,7 +235,10 @@ fn missing_artifact_is_recomputed() {
     let one = r.instances.iter().find(|i| i.instance == "one").unwrap();
     std::fs::remove_file(store.artifact_path(one.artifact.as_ref().unwrap())).unwrap();
     let p = plan_text(WF, &reg, &store);
-    assert_eq!(reasons(&p), vec![("one".to_string(), "artifact missing".to_string())]);
+    assert_eq!(
+        reasons(&p),
+        vec![("one".to_string(), "artifact missing".to_string())]
+    );
 }
 
 #[test]
@@ -230,7 +257,10 @@ fn a_failure_skips_dependents_but_not_independent_work_and_publishes_nothing() {
     let r = run(&plan_text(&wf, &reg, &store), &reg, &store, &opts()).unwrap();
     let bad = r.instances.iter().find(|i| i.instance == "one").unwrap();
     match &bad.outcome {
-        Outcome::Failed { error } => assert!(error.contains("column `x`") && error.contains("row 0"), "{error}"),
+        Outcome::Failed { error } => assert!(
+            error.contains("column `x`") && error.contains("row 0"),
+            "{error}"
+        ),
         other => panic!("expected failure, got {other:?}"),
     }
     assert_eq!(store.entries().unwrap().len(), 3);
@@ -246,43 +276,83 @@ fn input_error(text: &str) -> String {
     assert!(err.is_bad_input(), "{err}");
     assert_eq!(store.entries().unwrap().len(), 0);
     let msg = err.to_string();
-    assert!(msg.starts_with("bad.json"), "error must name the file: {msg}");
+    assert!(
+        msg.starts_with("bad.json"),
+        "error must name the file: {msg}"
+    );
     msg
 }
 
 #[test]
 fn structural_errors_name_file_location_and_fix() {
     let m = input_error(r#"{"stages": [ {"id": "a", "kind": "source",} ]}"#);
-    assert!(m.contains("line 1, column") && m.contains("malformed JSON"), "{m}");
+    assert!(
+        m.contains("line 1, column") && m.contains("malformed JSON"),
+        "{m}"
+    );
     let m = input_error(r#"{"stages": [{"id": "a", "kind": "source", "parms": {}}]}"#);
     assert!(m.contains("unknown field `parms`"), "{m}");
     let m = input_error(r#"{"stages": [{"id": "a", "kind": "nope"}]}"#);
-    assert!(m.contains("unknown stage kind `nope`") && m.contains("source"), "{m}");
-    let m = input_error(r#"{"stages": [{"id": "a", "kind": "source", "params": {"n": 1}}, {"id": "a", "kind": "source", "params": {"n": 1}}]}"#);
+    assert!(
+        m.contains("unknown stage kind `nope`") && m.contains("source"),
+        "{m}"
+    );
+    let m = input_error(
+        r#"{"stages": [{"id": "a", "kind": "source", "params": {"n": 1}}, {"id": "a", "kind": "source", "params": {"n": 1}}]}"#,
+    );
     assert!(m.contains("duplicate stage id `a`"), "{m}");
     let m = input_error(r#"{"stages": [{"id": "d", "kind": "double", "inputs": {"x": "ghost"}}]}"#);
-    assert!(m.contains("dangling") && m.contains("`ghost`") && m.contains("inputs.x"), "{m}");
-    let m = input_error(r#"{"stages": [{"id": "a", "kind": "double", "inputs": {"x": "b"}}, {"id": "b", "kind": "double", "inputs": {"x": "a"}}]}"#);
-    assert!(m.contains("cycle") && m.contains("a -> b -> a") || m.contains("b -> a -> b"), "{m}");
-    let m = input_error(r#"{"stages": [{"id": "s", "kind": "source", "params": {"n": 1}, "sweep": {"value": [1, 2]}}, {"id": "d", "kind": "double", "inputs": {"x": "s"}}]}"#);
+    assert!(
+        m.contains("dangling") && m.contains("`ghost`") && m.contains("inputs.x"),
+        "{m}"
+    );
+    let m = input_error(
+        r#"{"stages": [{"id": "a", "kind": "double", "inputs": {"x": "b"}}, {"id": "b", "kind": "double", "inputs": {"x": "a"}}]}"#,
+    );
+    assert!(
+        m.contains("cycle") && m.contains("a -> b -> a") || m.contains("b -> a -> b"),
+        "{m}"
+    );
+    let m = input_error(
+        r#"{"stages": [{"id": "s", "kind": "source", "params": {"n": 1}, "sweep": {"value": [1, 2]}}, {"id": "d", "kind": "double", "inputs": {"x": "s"}}]}"#,
+    );
     assert!(m.contains("exactly one upstream instance"), "{m}");
     let m = input_error(r#"{"stages": [{"id": "s", "kind": "source", "params": {"n": 0}}]}"#);
-    assert!(m.contains("field `params.n`") && m.contains("[1, 1000]"), "{m}");
-    let m = input_error(r#"{"stages": [{"id": "s", "kind": "source", "params": {"n": 1, "valu": 2}}]}"#);
+    assert!(
+        m.contains("field `params.n`") && m.contains("[1, 1000]"),
+        "{m}"
+    );
+    let m = input_error(
+        r#"{"stages": [{"id": "s", "kind": "source", "params": {"n": 1, "valu": 2}}]}"#,
+    );
     assert!(m.contains("unknown field `valu`"), "{m}");
-    let m = input_error(r#"{"stages": [{"id": "s", "kind": "source", "params": {"n": 1, "value": 1e999}}]}"#);
+    let m = input_error(
+        r#"{"stages": [{"id": "s", "kind": "source", "params": {"n": 1, "value": 1e999}}]}"#,
+    );
     assert!(m.contains("line 1") && m.contains("finite"), "{m}");
-    let m = input_error(r#"{"stages": [{"id": "s", "kind": "source", "params": {"n": 1, "value": 1}, "sweep": {"value": [1]}}]}"#);
+    let m = input_error(
+        r#"{"stages": [{"id": "s", "kind": "source", "params": {"n": 1, "value": 1}, "sweep": {"value": [1]}}]}"#,
+    );
     assert!(m.contains("both in `params` and in `sweep`"), "{m}");
-    let m = input_error(r#"{"stages": [{"id": "s", "kind": "source", "params": {"n": 1}, "sweep": {"value": []}}]}"#);
+    let m = input_error(
+        r#"{"stages": [{"id": "s", "kind": "source", "params": {"n": 1}, "sweep": {"value": []}}]}"#,
+    );
     assert!(m.contains("empty"), "{m}");
 }
 
 #[test]
 fn keys_are_stable_and_param_spelling_does_not_matter() {
     let reg = registry(1);
-    let a = Workflow::parse(r#"{"stages":[{"id":"s","kind":"source","params":{"n":2,"value":1}}]}"#, Path::new("a.json")).unwrap();
-    let b = Workflow::parse(r#"{"stages":[{"id":"s","kind":"source","params":{"value":1.0,"n":2}}]}"#, Path::new("b.json")).unwrap();
+    let a = Workflow::parse(
+        r#"{"stages":[{"id":"s","kind":"source","params":{"n":2,"value":1}}]}"#,
+        Path::new("a.json"),
+    )
+    .unwrap();
+    let b = Workflow::parse(
+        r#"{"stages":[{"id":"s","kind":"source","params":{"value":1.0,"n":2}}]}"#,
+        Path::new("b.json"),
+    )
+    .unwrap();
     let ka = plan(&a, &reg, None).unwrap().instances[0].key.clone();
     let kb = plan(&b, &reg, None).unwrap().instances[0].key.clone();
     assert_eq!(ka, kb);
@@ -301,7 +371,10 @@ fn bundle_sweeps_and_duplicate_keys_run_once() {
     ]}"#;
     let p = plan_text(wf, &reg, &store);
     let labels: Vec<&str> = p.instances.iter().map(|i| i.label.as_str()).collect();
-    assert!(labels.contains(&"a[n=1,value=1]") && labels.contains(&"a[n=2,value=2]"), "{labels:?}");
+    assert!(
+        labels.contains(&"a[n=1,value=1]") && labels.contains(&"a[n=2,value=2]"),
+        "{labels:?}"
+    );
     assert_eq!(p.instances.len(), 6);
     // b is the same computation as a[n=2,value=2]: one run, two instances.
     let r = run(&p, &reg, &store, &opts()).unwrap();

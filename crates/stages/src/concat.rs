@@ -27,16 +27,27 @@ impl Validate for ConcatParams {
 impl Stage for Concat {
     const KIND: &'static str = "concat";
     const VERSION: u32 = 1;
-    const DOC: &'static str = "stack many tables (a sweep) into one, with the varying params as columns";
+    const DOC: &'static str =
+        "stack many tables (a sweep) into one, with the varying params as columns";
     type Params = ConcatParams;
 
     fn inputs() -> &'static [InputSlot] {
-        &[InputSlot { name: "parts", arity: Arity::Many, doc: "the tables to stack; all must have the same columns" }]
+        &[InputSlot {
+            name: "parts",
+            arity: Arity::Many,
+            doc: "the tables to stack; all must have the same columns",
+        }]
     }
 
-    fn compute(_: &ConcatParams, inputs: &Inputs, _: &mut Context) -> Result<RecordBatch, StageError> {
+    fn compute(
+        _: &ConcatParams,
+        inputs: &Inputs,
+        _: &mut Context,
+    ) -> Result<RecordBatch, StageError> {
         let parts = inputs.many("parts");
-        let first = parts.first().ok_or_else(|| StageError::new("concat needs at least one input table"))?;
+        let first = parts
+            .first()
+            .ok_or_else(|| StageError::new("concat needs at least one input table"))?;
         let schema = first.table.schema();
         for p in parts {
             if p.table.schema().fields() != schema.fields() {
@@ -62,23 +73,33 @@ impl Stage for Concat {
 
         let mut fields: Vec<Field> = vec![Field::new("source", DataType::Utf8, false)];
         let mut columns: Vec<ArrayRef> = vec![Arc::new(StringArray::from_iter_values(
-            parts.iter().flat_map(|p| std::iter::repeat_n(p.instance.clone(), p.table.num_rows())),
+            parts
+                .iter()
+                .flat_map(|p| std::iter::repeat_n(p.instance.clone(), p.table.num_rows())),
         ))];
         for k in &varying {
             if schema.field_with_name(k).is_ok() {
                 continue; // the data already has this column
             }
-            let vals: Vec<&Value> = parts.iter().map(|p| p.params.get(k.as_str()).unwrap_or(&Value::Null)).collect();
+            let vals: Vec<&Value> = parts
+                .iter()
+                .map(|p| p.params.get(k.as_str()).unwrap_or(&Value::Null))
+                .collect();
             if vals.iter().all(|v| v.is_number()) {
                 fields.push(Field::new(k.as_str(), DataType::Float64, false));
-                columns.push(Arc::new(Float64Array::from_iter_values(parts.iter().zip(&vals).flat_map(
-                    |(p, v)| std::iter::repeat_n(v.as_f64().expect("number"), p.table.num_rows()),
-                ))));
+                columns.push(Arc::new(Float64Array::from_iter_values(
+                    parts.iter().zip(&vals).flat_map(|(p, v)| {
+                        std::iter::repeat_n(v.as_f64().expect("number"), p.table.num_rows())
+                    }),
+                )));
             } else {
                 fields.push(Field::new(k.as_str(), DataType::Utf8, false));
-                columns.push(Arc::new(StringArray::from_iter_values(parts.iter().zip(&vals).flat_map(
-                    |(p, v)| std::iter::repeat_n(v.to_string(), p.table.num_rows()),
-                ))));
+                columns.push(Arc::new(StringArray::from_iter_values(
+                    parts
+                        .iter()
+                        .zip(&vals)
+                        .flat_map(|(p, v)| std::iter::repeat_n(v.to_string(), p.table.num_rows())),
+                )));
             }
         }
         let data = arrow::compute::concat_batches(&schema, parts.iter().map(|p| &p.table))

@@ -64,10 +64,17 @@ impl Values {
                     Spacing::Geomspace { start, stop, num } => (start, stop, num, true),
                 };
                 if !start.is_finite() || !stop.is_finite() {
-                    return Err(ParamError::new(field, format!("{field}: start and stop must be finite numbers")));
+                    return Err(ParamError::new(
+                        field,
+                        format!("{field}: start and stop must be finite numbers"),
+                    ));
                 }
                 if num == 0 || num > MAX_POINTS {
-                    return Err(ParamError::range(format!("{field}.num"), num, &format!("[1, {MAX_POINTS}]")));
+                    return Err(ParamError::range(
+                        format!("{field}.num"),
+                        num,
+                        &format!("[1, {MAX_POINTS}]"),
+                    ));
                 }
                 if geom && (start <= 0.0 || stop <= 0.0) {
                     return Err(ParamError::new(
@@ -77,7 +84,11 @@ impl Values {
                 }
                 (0..num)
                     .map(|i| {
-                        let t = if num == 1 { 0.0 } else { i as f64 / (num - 1) as f64 };
+                        let t = if num == 1 {
+                            0.0
+                        } else {
+                            i as f64 / (num - 1) as f64
+                        };
                         if geom {
                             (start.ln() + t * (stop.ln() - start.ln())).exp()
                         } else {
@@ -88,13 +99,23 @@ impl Values {
             }
         };
         if out.is_empty() {
-            return Err(ParamError::new(field, format!("{field} is empty; give at least one value")));
+            return Err(ParamError::new(
+                field,
+                format!("{field} is empty; give at least one value"),
+            ));
         }
         if out.len() > MAX_POINTS {
-            return Err(ParamError::range(format!("{field} (length)"), out.len(), &format!("[1, {MAX_POINTS}]")));
+            return Err(ParamError::range(
+                format!("{field} (length)"),
+                out.len(),
+                &format!("[1, {MAX_POINTS}]"),
+            ));
         }
         if let Some((i, v)) = out.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-            return Err(ParamError::new(field, format!("{field}[{i}] = {v} is not finite")));
+            return Err(ParamError::new(
+                field,
+                format!("{field}[{i}] = {v} is not finite"),
+            ));
         }
         Ok(out)
     }
@@ -106,12 +127,15 @@ mod tests {
 
     #[test]
     fn forms_parse_and_expand() {
-        let v: Values = serde_json::from_str(r#"{"linspace": {"start": 0.01, "stop": 0.5, "num": 80}}"#).unwrap();
+        let v: Values =
+            serde_json::from_str(r#"{"linspace": {"start": 0.01, "stop": 0.5, "num": 80}}"#)
+                .unwrap();
         let x = v.expand("alpha").unwrap();
         assert_eq!(x.len(), 80);
         assert_eq!(x[0], 0.01);
         assert!((x[79] - 0.5).abs() < 1e-15);
-        let g: Values = serde_json::from_str(r#"{"geomspace": {"start": 1e-6, "stop": 1, "num": 7}}"#).unwrap();
+        let g: Values =
+            serde_json::from_str(r#"{"geomspace": {"start": 1e-6, "stop": 1, "num": 7}}"#).unwrap();
         let y = g.expand("c").unwrap();
         assert!((y[3] / 1e-3 - 1.0).abs() < 1e-12);
         let l: Values = serde_json::from_str("[1, 2.5]").unwrap();

@@ -74,10 +74,16 @@ impl RegimeMetricsParams {
         if axes.b.contains(&0.0) {
             return Err(ParamError::new("b", "b = 0 is not allowed: the l-order is undefined at b = 0 (use the typical fine-tuning value b = 1)"));
         }
-        let rows = [axes.lambda_over_c.len(), axes.c.len(), axes.gamma.len(), axes.b.len(), axes.b_pt.len()]
-            .iter()
-            .try_fold(1usize, |acc, n| acc.checked_mul(*n))
-            .unwrap_or(usize::MAX);
+        let rows = [
+            axes.lambda_over_c.len(),
+            axes.c.len(),
+            axes.gamma.len(),
+            axes.b.len(),
+            axes.b_pt.len(),
+        ]
+        .iter()
+        .try_fold(1usize, |acc, n| acc.checked_mul(*n))
+        .unwrap_or(usize::MAX);
         if rows > MAX_ROWS {
             return Err(ParamError::new(
                 "params",
@@ -97,10 +103,15 @@ impl Validate for RegimeMetricsParams {
 impl Stage for RegimeMetrics {
     const KIND: &'static str = "regime_metrics";
     const VERSION: u32 = 1;
-    const DOC: &'static str = "l-order, PD and D over a (lambda/c, c, gamma, b, b_pt) grid (Figure 2)";
+    const DOC: &'static str =
+        "l-order, PD and D over a (lambda/c, c, gamma, b, b_pt) grid (Figure 2)";
     type Params = RegimeMetricsParams;
 
-    fn compute(p: &RegimeMetricsParams, _: &Inputs, _: &mut Context) -> Result<RecordBatch, StageError> {
+    fn compute(
+        p: &RegimeMetricsParams,
+        _: &Inputs,
+        _: &mut Context,
+    ) -> Result<RecordBatch, StageError> {
         let axes = p.axes().map_err(|e| StageError::new(e.to_string()))?;
         let mut rows: Vec<[f64; 10]> = Vec::new();
         for &loc in &axes.lambda_over_c {
@@ -110,8 +121,11 @@ impl Stage for RegimeMetrics {
                 for &gamma in &axes.gamma {
                     for &b in &axes.b {
                         for &b_pt in &axes.b_pt {
-                            let r = regime_point(b, b_pt, c, lambda, gamma).map_err(|e| StageError::new(e.to_string()))?;
-                            rows.push([loc, lambda, c, gamma, b, b_pt, r.c_ft, r.l_order, r.pd, r.d]);
+                            let r = regime_point(b, b_pt, c, lambda, gamma)
+                                .map_err(|e| StageError::new(e.to_string()))?;
+                            rows.push([
+                                loc, lambda, c, gamma, b, b_pt, r.c_ft, r.l_order, r.pd, r.d,
+                            ]);
                         }
                     }
                 }

@@ -73,10 +73,18 @@ pub fn validate_scales(c: f64, lambda: f64, gamma: f64) -> Result<(), ParamError
     check_finite("lambda", lambda)?;
     check_finite("gamma", gamma)?;
     if c <= 0.0 {
-        return Err(ParamError::range("c", c, "(0, inf): c is the absolute scale of the initialisation"));
+        return Err(ParamError::range(
+            "c",
+            c,
+            "(0, inf): c is the absolute scale of the initialisation",
+        ));
     }
     if lambda.abs() > c {
-        return Err(ParamError::range("lambda", lambda, &format!("[-c, c] = [{}, {c}]", -c)));
+        return Err(ParamError::range(
+            "lambda",
+            lambda,
+            &format!("[-c, c] = [{}, {c}]", -c),
+        ));
     }
     if gamma < 0.0 {
         return Err(ParamError::range("gamma", gamma, "[0, inf)"));
@@ -110,22 +118,41 @@ impl Validate for ReplicaCurveParams {
 
 impl ReplicaCurveParams {
     fn task(&self) -> TwoTask {
-        TwoTask { rho_pt: self.rho_pt, rho_ft: self.rho_ft, omega: self.omega, a_pt: self.a_pt }
+        TwoTask {
+            rho_pt: self.rho_pt,
+            rho_ft: self.rho_ft,
+            omega: self.omega,
+            a_pt: self.a_pt,
+        }
     }
 }
 
 impl Stage for ReplicaCurve {
     const KIND: &'static str = "replica_curve";
     const VERSION: u32 = 1;
-    const DOC: &'static str = "replica-theory fine-tuning MSE vs alpha for a two-task configuration";
+    const DOC: &'static str =
+        "replica-theory fine-tuning MSE vs alpha for a two-task configuration";
     type Params = ReplicaCurveParams;
 
-    fn compute(p: &ReplicaCurveParams, _: &Inputs, ctx: &mut Context) -> Result<RecordBatch, StageError> {
-        let groups = two_task_groups(&p.task(), p.c, p.lambda, p.gamma).map_err(|e| StageError::new(e.to_string()))?;
-        let alphas = p.alpha.expand("alpha").map_err(|e| StageError::new(e.to_string()))?;
-        let expectation = solver::expectation(p.method, p.mc, p.seed, &p.solver, ctx);
-        let points = solve_curve(&groups, &alphas, &expectation, &solver::settings(&p.solver, p.noise_var))
+    fn compute(
+        p: &ReplicaCurveParams,
+        _: &Inputs,
+        ctx: &mut Context,
+    ) -> Result<RecordBatch, StageError> {
+        let groups = two_task_groups(&p.task(), p.c, p.lambda, p.gamma)
             .map_err(|e| StageError::new(e.to_string()))?;
+        let alphas = p
+            .alpha
+            .expand("alpha")
+            .map_err(|e| StageError::new(e.to_string()))?;
+        let expectation = solver::expectation(p.method, p.mc, p.seed, &p.solver, ctx);
+        let points = solve_curve(
+            &groups,
+            &alphas,
+            &expectation,
+            &solver::settings(&p.solver, p.noise_var),
+        )
+        .map_err(|e| StageError::new(e.to_string()))?;
         solver::curve_table(&points, ctx)
     }
 }

@@ -65,12 +65,24 @@ impl Stage for SingleTaskReplicaCurve {
     const DOC: &'static str = "replica-theory MSE vs alpha for single-task learning (Experiment 4)";
     type Params = SingleTaskParams;
 
-    fn compute(p: &SingleTaskParams, _: &Inputs, ctx: &mut Context) -> Result<RecordBatch, StageError> {
+    fn compute(
+        p: &SingleTaskParams,
+        _: &Inputs,
+        ctx: &mut Context,
+    ) -> Result<RecordBatch, StageError> {
         let groups = single_task_groups(p.rho, p.c).map_err(|e| StageError::new(e.to_string()))?;
-        let alphas = p.alpha.expand("alpha").map_err(|e| StageError::new(e.to_string()))?;
-        let expectation = solver::expectation(p.method, p.mc, p.seed, &p.solver, ctx);
-        let points = solve_curve(&groups, &alphas, &expectation, &solver::settings(&p.solver, p.noise_var))
+        let alphas = p
+            .alpha
+            .expand("alpha")
             .map_err(|e| StageError::new(e.to_string()))?;
+        let expectation = solver::expectation(p.method, p.mc, p.seed, &p.solver, ctx);
+        let points = solve_curve(
+            &groups,
+            &alphas,
+            &expectation,
+            &solver::settings(&p.solver, p.noise_var),
+        )
+        .map_err(|e| StageError::new(e.to_string()))?;
         solver::curve_table(&points, ctx)
     }
 }

@@ -63,7 +63,11 @@ pub fn validate(method: Method, mc: usize, solver: &SolverParams) -> Result<(), 
         return Err(ParamError::range("solver.tol", s.tol, "(0, 0.01]"));
     }
     if s.max_iter == 0 || s.max_iter > 1_000_000 {
-        return Err(ParamError::range("solver.max_iter", s.max_iter, "[1, 1000000]"));
+        return Err(ParamError::range(
+            "solver.max_iter",
+            s.max_iter,
+            "[1, 1000000]",
+        ));
     }
     if !(s.damping > 0.0 && s.damping <= 1.0) {
         return Err(ParamError::range("solver.damping", s.damping, "(0, 1]"));
@@ -72,28 +76,56 @@ pub fn validate(method: Method, mc: usize, solver: &SolverParams) -> Result<(), 
         return Err(ParamError::range("solver.gamma_ext", s.gamma_ext, "(0, 1]"));
     }
     if !(s.mismatch_db_max > 0.0 && s.mismatch_db_max.is_finite()) {
-        return Err(ParamError::range("solver.mismatch_db_max", s.mismatch_db_max, "(0, inf)"));
+        return Err(ParamError::range(
+            "solver.mismatch_db_max",
+            s.mismatch_db_max,
+            "(0, inf)",
+        ));
     }
     if !(16..=100_000).contains(&s.quad_nodes) {
-        return Err(ParamError::range("solver.quad_nodes", s.quad_nodes, "[16, 100000]"));
+        return Err(ParamError::range(
+            "solver.quad_nodes",
+            s.quad_nodes,
+            "[16, 100000]",
+        ));
     }
     if method == Method::MonteCarlo {
         if !(100..=MAX_MC).contains(&mc) {
-            return Err(ParamError::range("mc", mc, &format!("[100, {MAX_MC}] (Monte-Carlo samples)")));
+            return Err(ParamError::range(
+                "mc",
+                mc,
+                &format!("[100, {MAX_MC}] (Monte-Carlo samples)"),
+            ));
         }
         if s.mc_batches < 2 || s.mc_batches > mc / 2 {
-            return Err(ParamError::range("solver.mc_batches", s.mc_batches, "[2, mc/2]"));
+            return Err(ParamError::range(
+                "solver.mc_batches",
+                s.mc_batches,
+                "[2, mc/2]",
+            ));
         }
     }
     Ok(())
 }
 
-pub fn expectation(method: Method, mc: usize, seed: u64, solver: &SolverParams, ctx: &mut Context) -> Expectation {
+pub fn expectation(
+    method: Method,
+    mc: usize,
+    seed: u64,
+    solver: &SolverParams,
+    ctx: &mut Context,
+) -> Expectation {
     match method {
-        Method::Quadrature => Expectation::Quadrature { nodes: solver.quad_nodes },
+        Method::Quadrature => Expectation::Quadrature {
+            nodes: solver.quad_nodes,
+        },
         Method::MonteCarlo => {
             ctx.record_seed("monte_carlo", seed);
-            Expectation::MonteCarlo { samples: mc, seed, batches: solver.mc_batches }
+            Expectation::MonteCarlo {
+                samples: mc,
+                seed,
+                batches: solver.mc_batches,
+            }
         }
     }
 }
@@ -133,7 +165,10 @@ pub fn validate_alpha(alpha: &crate::grid::Values) -> Result<Vec<f64>, ParamErro
 pub fn curve_table(points: &[CurvePoint], ctx: &mut Context) -> Result<RecordBatch, StageError> {
     let unreliable = points.iter().filter(|p| !p.reliable).count();
     ctx.note("unreliable_points", unreliable);
-    ctx.note("unconverged_points", points.iter().filter(|p| !p.converged).count());
+    ctx.note(
+        "unconverged_points",
+        points.iter().filter(|p| !p.converged).count(),
+    );
     let col = |f: fn(&CurvePoint) -> f64| points.iter().map(f).collect::<Vec<f64>>();
     TableBuilder::new()
         .f64("alpha", col(|p| p.alpha))

@@ -19,7 +19,8 @@ impl TableBuilder {
     }
 
     fn push(mut self, name: &str, array: ArrayRef) -> Self {
-        self.fields.push(Field::new(name, array.data_type().clone(), false));
+        self.fields
+            .push(Field::new(name, array.data_type().clone(), false));
         self.columns.push(array);
         self
     }

@@ -51,7 +51,9 @@ pub enum StoreError {
     },
     #[error("artifact {path}: cannot encode/decode Parquet: {message}")]
     Parquet { path: PathBuf, message: String },
-    #[error("artifact {path} is corrupt: its blake3 hash is {actual}, but its name says {expected}")]
+    #[error(
+        "artifact {path} is corrupt: its blake3 hash is {actual}, but its name says {expected}"
+    )]
     Corrupt {
         path: PathBuf,
         expected: String,
@@ -61,7 +63,9 @@ pub enum StoreError {
     MissingProvenance { path: PathBuf },
     #[error("no artifact or key matches `{0}` in this store")]
     NotFound(String),
-    #[error("`{prefix}` is ambiguous in this store: it matches {count} entries; give more characters")]
+    #[error(
+        "`{prefix}` is ambiguous in this store: it matches {count} entries; give more characters"
+    )]
     Ambiguous { prefix: String, count: usize },
     #[error("index entry {path} is unreadable: {message}")]
     BadIndex { path: PathBuf, message: String },
@@ -222,10 +226,11 @@ impl Store {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Lookup::Absent),
             Err(e) => return Err(io_err(&path)(e)),
         };
-        let entry: IndexEntry = serde_json::from_slice(&text).map_err(|e| StoreError::BadIndex {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
+        let entry: IndexEntry =
+            serde_json::from_slice(&text).map_err(|e| StoreError::BadIndex {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
         if self.object_path(&entry.artifact).exists() {
             Ok(Lookup::Present(entry))
         } else {
@@ -428,7 +433,13 @@ pub fn decode_parquet(
         })?;
     // The Arrow reader copies file key-value metadata (our provenance) into
     // the schema; strip it so a read-back batch equals the published one.
-    let schema = Arc::new(builder.schema().as_ref().clone().with_metadata(std::collections::HashMap::new()));
+    let schema = Arc::new(
+        builder
+            .schema()
+            .as_ref()
+            .clone()
+            .with_metadata(std::collections::HashMap::new()),
+    );
     let reader = builder.build().map_err(|e| perr(e.to_string()))?;
     let mut batches = Vec::new();
     for b in reader {
@@ -515,7 +526,10 @@ mod tests {
         assert_eq!(a.batch, batch());
         assert_eq!(a.provenance, prov);
         assert_eq!(store.entries().unwrap().len(), 1);
-        assert_eq!(store.resolve_hash_prefix(&e.artifact[..8]).unwrap(), e.artifact);
+        assert_eq!(
+            store.resolve_hash_prefix(&e.artifact[..8]).unwrap(),
+            e.artifact
+        );
         // Nothing left behind in tmp/.
         assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
     }
@@ -532,9 +546,15 @@ mod tests {
         let mid = bytes.len() / 2;
         bytes[mid] ^= 0xff;
         fs::write(&path, &bytes).unwrap();
-        assert!(matches!(store.read(&e.artifact), Err(StoreError::Corrupt { .. })));
+        assert!(matches!(
+            store.read(&e.artifact),
+            Err(StoreError::Corrupt { .. })
+        ));
         fs::remove_file(&path).unwrap();
-        assert!(matches!(store.lookup("k1").unwrap(), Lookup::ArtifactMissing(_)));
+        assert!(matches!(
+            store.lookup("k1").unwrap(),
+            Lookup::ArtifactMissing(_)
+        ));
     }
 
     #[test]

@@ -53,10 +53,14 @@ pub struct Prox {
 fn c_sinh_cosh(u: f64, c: f64) -> (f64, f64) {
     if u < 0.1 {
         let u2 = u * u;
-        let sh = u * (1.0
-            + u2 / 6.0 * (1.0 + u2 / 20.0 * (1.0 + u2 / 42.0 * (1.0 + u2 / 72.0 * (1.0 + u2 / 110.0)))));
+        let sh = u
+            * (1.0
+                + u2 / 6.0
+                    * (1.0
+                        + u2 / 20.0 * (1.0 + u2 / 42.0 * (1.0 + u2 / 72.0 * (1.0 + u2 / 110.0)))));
         let ch = 1.0
-            + u2 / 2.0 * (1.0 + u2 / 12.0 * (1.0 + u2 / 30.0 * (1.0 + u2 / 56.0 * (1.0 + u2 / 90.0))));
+            + u2 / 2.0
+                * (1.0 + u2 / 12.0 * (1.0 + u2 / 30.0 * (1.0 + u2 / 56.0 * (1.0 + u2 / 90.0))));
         (c * sh, c * ch)
     } else if u <= 350.0 {
         let e = u.exp();
@@ -78,7 +82,11 @@ fn solve_u(a: f64, half_g: f64, c: f64, warm: f64) -> (f64, f64, f64) {
     // Upper end of the bracket: c sinh(u) >= 0 gives u <= 2a/g (one
     // division), and (g/2) u >= 0 gives u <= asinh(a/c) (a logarithm, so it
     // is computed only when needed: cold starts, g = 0, bisection).
-    let cheap_hi = if half_g > 0.0 { a / half_g } else { f64::INFINITY };
+    let cheap_hi = if half_g > 0.0 {
+        a / half_g
+    } else {
+        f64::INFINITY
+    };
     let warm_ok = warm > lo && warm < cheap_hi;
     let mut tight = !warm_ok;
     let mut hi = if warm_ok {

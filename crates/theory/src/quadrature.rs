@@ -77,7 +77,11 @@ mod tests {
             let (x, w) = gauss_legendre(n);
             for k in 0..(2 * n) {
                 let s: f64 = x.iter().zip(&w).map(|(x, w)| w * x.powi(k as i32)).sum();
-                let exact = if k % 2 == 1 { 0.0 } else { 2.0 / (k as f64 + 1.0) };
+                let exact = if k % 2 == 1 {
+                    0.0
+                } else {
+                    2.0 / (k as f64 + 1.0)
+                };
                 assert!((s - exact).abs() < 1e-14, "n={n} k={k} {s} {exact}");
             }
         }

@@ -396,11 +396,7 @@ impl MomentEvaluator {
                 batches,
             } => {
                 if batches < 2 {
-                    return Err(out_of_range(
-                        "batches",
-                        batches as f64,
-                        "[2, samples]",
-                    ));
+                    return Err(out_of_range("batches", batches as f64, "[2, samples]"));
                 }
                 if samples < batches || samples > u32::MAX as usize {
                     return Err(out_of_range(
@@ -522,12 +518,11 @@ fn eval_quad(q: &mut QuadState, s2: f64, g: f64) -> Moments {
             (0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
         let (dsz, dg) = (sz - grp.sz_prev, g - q.g_prev);
         grp.sz_prev = sz;
-        for (((&t, &w), u), du_dz) in q
-            .t
-            .iter()
-            .zip(&q.w)
-            .zip(grp.u.iter_mut())
-            .zip(grp.du_dz.iter_mut())
+        for (((&t, &w), u), du_dz) in
+            q.t.iter()
+                .zip(&q.w)
+                .zip(grp.u.iter_mut())
+                .zip(grp.du_dz.iter_mut())
         {
             let z = sz * t;
             let p = prox_warm(z, g, grp.c, predict_u(*u, *du_dz, dsz * t, dg));
@@ -686,11 +681,17 @@ impl Problem<'_> {
     fn map(&self, m: &Moments) -> ([f64; 2], [bool; 2]) {
         let f0 = self.beta * (self.settings.noise_var + m.mse);
         let f1 = self.gamma_ext + self.beta * m.e_sigma2;
-        ([f0.max(S_MIN), f1.max(self.g_min)], [f0 < S_MIN, f1 < self.g_min])
+        (
+            [f0.max(S_MIN), f1.max(self.g_min)],
+            [f0 < S_MIN, f1 < self.g_min],
+        )
     }
 
     fn clamp(&self, x: [f64; 2]) -> [f64; 2] {
-        [x[0].clamp(S_MIN, f64::MAX), x[1].clamp(self.g_min, f64::MAX)]
+        [
+            x[0].clamp(S_MIN, f64::MAX),
+            x[1].clamp(self.g_min, f64::MAX),
+        ]
     }
 }
 
@@ -756,10 +757,8 @@ fn solve_point(
                 // step cannot run off to overflow.
                 let mut t = (MAX_LOG_STEP / du[0].abs().max(du[1].abs())).min(1.0);
                 for _ in 0..9 {
-                    let trial = prob.clamp([
-                        (x[0].ln() + t * du[0]).exp(),
-                        (x[1].ln() + t * du[1]).exp(),
-                    ]);
+                    let trial =
+                        prob.clamp([(x[0].ln() + t * du[0]).exp(), (x[1].ln() + t * du[1]).exp()]);
                     // A trial whose moments are not finite is simply rejected.
                     let Ok(mt) = ev.evaluate(trial[0], trial[1]) else {
                         t *= 0.5;
@@ -1038,7 +1037,11 @@ fn validate_settings(s: &SolverSettings) -> Result<(), TheoryError> {
     }
     check_finite("mismatch_db_max", s.mismatch_db_max, "[0, inf)")?;
     if s.mismatch_db_max < 0.0 {
-        return Err(out_of_range("mismatch_db_max", s.mismatch_db_max, "[0, inf)"));
+        return Err(out_of_range(
+            "mismatch_db_max",
+            s.mismatch_db_max,
+            "[0, inf)",
+        ));
     }
     Ok(())
 }

@@ -103,7 +103,10 @@ pub fn read_curves(file: &str) -> Vec<Curve> {
             curves.push(Curve {
                 config: config.clone(),
                 alpha: Vec::new(),
-                columns: header[7..].iter().map(|h| (h.clone(), Vec::new())).collect(),
+                columns: header[7..]
+                    .iter()
+                    .map(|h| (h.clone(), Vec::new()))
+                    .collect(),
             });
         }
         let cur = curves.last_mut().expect("just pushed");
