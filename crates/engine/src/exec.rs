@@ -16,7 +16,7 @@ use arrow::array::{Array, Float32Array, Float64Array, RecordBatch};
 use arrow::datatypes::DataType;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use ptft_store::{data_hash, EntryLabels, Store};
 
@@ -495,9 +495,4 @@ fn check_finite(batch: &RecordBatch) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// Provenance of an artifact, re-exported for tools that want to print it.
-pub fn provenance_of(store: &Store, hash: &str) -> Result<Value, EngineError> {
-    Ok(store.read(hash)?.provenance)
 }

@@ -300,10 +300,10 @@ impl Store {
         let prefix = prefix.to_ascii_lowercase();
         let mut hits: Vec<String> = Vec::new();
         for e in self.entries()? {
-            if e.key.starts_with(&prefix) || e.artifact.starts_with(&prefix) {
-                if !hits.contains(&e.artifact) {
-                    hits.push(e.artifact.clone());
-                }
+            if (e.key.starts_with(&prefix) || e.artifact.starts_with(&prefix))
+                && !hits.contains(&e.artifact)
+            {
+                hits.push(e.artifact.clone());
             }
         }
         // Artifacts whose key entry was lost still count.
@@ -467,18 +467,6 @@ pub fn data_hash(batch: &RecordBatch) -> String {
         w.finish().expect("in-memory IPC finish");
     }
     blake3::hash(&buf).to_hex().to_string()
-}
-
-/// Convenience for tests and tools: an `Arc` schema'd empty batch check.
-pub fn is_empty(batch: &RecordBatch) -> bool {
-    batch.num_rows() == 0
-}
-
-#[allow(dead_code)]
-fn _assert_send_sync() {
-    fn is<T: Send + Sync>() {}
-    is::<Store>();
-    is::<Arc<Store>>();
 }
 
 #[cfg(test)]
