@@ -402,6 +402,7 @@ fn run_one(
                 stage: up.stage.clone(),
                 instance: up.label.clone(),
                 params: up.params.clone(),
+                coords: up.coords.clone(),
                 table: a.batch,
             });
         }
@@ -426,6 +427,7 @@ fn run_one(
         "stage": {
             "id": inst.stage, "instance": inst.label, "kind": inst.kind,
             "version": inst.version, "sweep_point": inst.sweep_point,
+            "coords": inst.coords,
         },
         "key": inst.key,
         "params": inst.params,

@@ -72,6 +72,10 @@ pub struct Instance {
     pub sweep_index: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sweep_point: Option<SweepPoint>,
+    /// Own sweep point plus coordinates inherited through mapped inputs;
+    /// the label shows them.
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    pub coords: SweepPoint,
     /// Resolved parameters (defaults filled in), canonical.
     pub params: Value,
     /// slot → indices (into [`Plan::instances`]) of the upstream instances.
@@ -330,73 +334,130 @@ pub fn plan(
         None => History::default(),
     };
 
-    // Instances, in topological order of their stages.
+    // Instances, in topological order of their stages. An instance's
+    // coordinates are its own sweep point plus those it inherits from its
+    // one-arity inputs: such an input *maps* over a swept upstream stage,
+    // and several inputs are joined on the coordinates they share (the
+    // dataset for seed 6 meets the pretrained weights for seed 6). A
+    // many-arity input gathers every upstream instance that agrees with the
+    // instance's coordinates.
     let mut instances: Vec<Instance> = Vec::new();
     let mut stage_instances: HashMap<&str, Vec<usize>> = HashMap::new();
     for node in order {
         let spec = &workflow.stages[graph[node]];
         let stage = registry.get(&spec.kind).expect("kind checked above");
         let points = expand_sweep(spec, file)?;
-        let points: Vec<Option<(usize, SweepPoint)>> = match points {
-            None => vec![None],
-            Some(ps) => ps.into_iter().enumerate().map(Some).collect(),
+        let mut partials: Vec<Partial> = match points {
+            None => vec![Partial::default()],
+            Some(ps) => ps
+                .into_iter()
+                .map(|p| Partial {
+                    own: Some(p.clone()),
+                    coords: p,
+                    inputs: BTreeMap::new(),
+                })
+                .collect(),
         };
-
-        // Inputs are the same for every sweep point of this stage.
-        let mut inputs: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-        for (slot_name, r) in &spec.inputs {
-            let slot = stage
-                .slots()
-                .iter()
-                .find(|s| s.name == slot_name)
-                .expect("slot checked above");
-            let upstream: Vec<usize> = r
+        let upstream_of = |slot_name: &str| -> Vec<usize> {
+            spec.inputs[slot_name]
                 .ids()
                 .iter()
                 .flat_map(|id| stage_instances[id].iter().copied())
-                .collect();
-            if slot.arity == Arity::One && upstream.len() != 1 {
-                return Err(input_err(
-                    format!("stage `{}`, field `inputs.{slot_name}`", spec.id),
-                    format!(
-                        "input `{slot_name}` takes exactly one upstream instance, but the stage(s) named give {} (a sweep?)",
-                        upstream.len()
-                    ),
-                ));
+                .collect()
+        };
+        for slot in stage.slots().iter().filter(|s| s.arity == Arity::One) {
+            let ups = upstream_of(slot.name);
+            let mut next = Vec::new();
+            for p in &partials {
+                let matches: Vec<usize> = ups
+                    .iter()
+                    .copied()
+                    .filter(|&u| coords_agree(&instances[u].coords, &p.coords))
+                    .collect();
+                if matches.is_empty() {
+                    return Err(input_err(
+                        format!("stage `{}`, field `inputs.{}`", spec.id, slot.name),
+                        format!(
+                            "no upstream instance matches the coordinates [{}] (inputs are joined on the sweep parameters they share)",
+                            point_label(&p.coords)
+                        ),
+                    ));
+                }
+                let before = next.len();
+                for u in matches {
+                    let mut q = p.clone();
+                    for (k, v) in &instances[u].coords {
+                        q.coords.insert(k.clone(), v.clone());
+                    }
+                    q.inputs.insert(slot.name.to_string(), vec![u]);
+                    next.push(q);
+                }
+                let added = &next[before..];
+                for (i, a) in added.iter().enumerate() {
+                    if added[..i].iter().any(|b| b.coords == a.coords) {
+                        return Err(input_err(
+                            format!("stage `{}`, field `inputs.{}`", spec.id, slot.name),
+                            format!(
+                                "input `{}` takes one upstream instance per coordinate, but several match [{}]; name one stage (a one-arity input maps over a sweep, it does not combine stages)",
+                                slot.name,
+                                point_label(&a.coords)
+                            ),
+                        ));
+                    }
+                }
             }
-            inputs.insert(slot_name.clone(), upstream);
+            partials = next;
         }
-        let input_keys: BTreeMap<String, Vec<String>> = inputs
-            .iter()
-            .map(|(slot, idx)| {
-                (
-                    slot.clone(),
-                    idx.iter().map(|&i| instances[i].key.clone()).collect(),
-                )
-            })
-            .collect();
+        for slot in stage.slots().iter().filter(|s| s.arity == Arity::Many) {
+            let ups = upstream_of(slot.name);
+            for p in &mut partials {
+                let matches: Vec<usize> = ups
+                    .iter()
+                    .copied()
+                    .filter(|&u| coords_agree(&instances[u].coords, &p.coords))
+                    .collect();
+                if matches.is_empty() {
+                    return Err(input_err(
+                        format!("stage `{}`, field `inputs.{}`", spec.id, slot.name),
+                        format!(
+                            "no upstream instance matches the coordinates [{}]",
+                            point_label(&p.coords)
+                        ),
+                    ));
+                }
+                p.inputs.insert(slot.name.to_string(), matches);
+            }
+        }
 
         let records: &[InstanceRecord] = history
             .stages
             .get(&spec.id)
             .map(Vec::as_slice)
             .unwrap_or(&[]);
-        let mut mine = Vec::with_capacity(points.len());
-        for point in points {
+        let mut mine = Vec::with_capacity(partials.len());
+        for (index, p) in partials.into_iter().enumerate() {
             let mut raw = spec.params.clone();
-            let (label, sweep_index, sweep_point) = match point {
-                None => (spec.id.clone(), None, None),
-                Some((i, p)) => {
-                    for (k, v) in &p {
-                        raw.insert(k.clone(), v.clone());
-                    }
-                    (
-                        format!("{}[{}]", spec.id, point_label(&p)),
-                        Some(i),
-                        Some(p),
-                    )
+            if let Some(own) = &p.own {
+                for (k, v) in own {
+                    raw.insert(k.clone(), v.clone());
                 }
+            }
+            let label = if p.coords.is_empty() {
+                spec.id.clone()
+            } else {
+                format!("{}[{}]", spec.id, point_label(&p.coords))
             };
+            let sweep_index = (!p.coords.is_empty()).then_some(index);
+            let input_keys: BTreeMap<String, Vec<String>> = p
+                .inputs
+                .iter()
+                .map(|(slot, idx)| {
+                    (
+                        slot.clone(),
+                        idx.iter().map(|&i| instances[i].key.clone()).collect(),
+                    )
+                })
+                .collect();
             let params = stage.resolve(&Value::Object(raw)).map_err(|e| {
                 let field = if e.field.starts_with("params") {
                     e.field.clone()
@@ -435,9 +496,10 @@ pub fn plan(
                 kind: spec.kind.clone(),
                 version: stage.version(),
                 sweep_index,
-                sweep_point,
+                sweep_point: p.own,
+                coords: p.coords,
                 params,
-                inputs: inputs.clone(),
+                inputs: p.inputs,
                 key,
                 status,
             });
@@ -447,6 +509,27 @@ pub fn plan(
     Ok(Plan {
         workflow: workflow.clone(),
         instances,
+    })
+}
+
+/// An instance being assembled: its own sweep point, its coordinates so
+/// far, and the inputs bound so far.
+#[derive(Debug, Clone, Default)]
+struct Partial {
+    own: Option<SweepPoint>,
+    coords: SweepPoint,
+    inputs: BTreeMap<String, Vec<usize>>,
+}
+
+/// True when two coordinate sets agree on every key they share (numbers
+/// compared as numbers, so `6` matches `6.0`).
+fn coords_agree(up: &SweepPoint, down: &SweepPoint) -> bool {
+    up.iter().all(|(k, v)| match down.get(k) {
+        None => true,
+        Some(w) => match (v.as_f64(), w.as_f64()) {
+            (Some(a), Some(b)) => a == b,
+            _ => v == w,
+        },
     })
 }
 

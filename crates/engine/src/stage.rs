@@ -83,6 +83,9 @@ pub struct InputTable {
     pub stage: String,
     pub instance: String,
     pub params: Value,
+    /// The upstream instance's sweep coordinates (own and inherited), e.g.
+    /// `{"alpha": 0.1, "seed": 6}`: what an aggregating stage groups by.
+    pub coords: serde_json::Map<String, Value>,
     pub table: RecordBatch,
 }
 

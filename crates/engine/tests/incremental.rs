@@ -314,9 +314,9 @@ fn structural_errors_name_file_location_and_fix() {
         "{m}"
     );
     let m = input_error(
-        r#"{"stages": [{"id": "s", "kind": "source", "params": {"n": 1}, "sweep": {"value": [1, 2]}}, {"id": "d", "kind": "double", "inputs": {"x": "s"}}]}"#,
+        r#"{"stages": [{"id": "s", "kind": "source", "params": {"n": 1}}, {"id": "t", "kind": "source", "params": {"n": 1}}, {"id": "d", "kind": "double", "inputs": {"x": ["s", "t"]}}]}"#,
     );
-    assert!(m.contains("exactly one upstream instance"), "{m}");
+    assert!(m.contains("one upstream instance per coordinate"), "{m}");
     let m = input_error(r#"{"stages": [{"id": "s", "kind": "source", "params": {"n": 0}}]}"#);
     assert!(
         m.contains("field `params.n`") && m.contains("[1, 1000]"),
@@ -383,4 +383,54 @@ fn bundle_sweeps_and_duplicate_keys_run_once() {
     let a = store.read(total.artifact.as_ref().unwrap()).unwrap();
     // a: n=1 -> [0]; n=2,v=1 -> [0,1]; n=1 -> [0]; n=2,v=2 -> [0,2]; b -> [0,2]
     assert_eq!(values(&a.batch), vec![5.0]);
+}
+
+/// A one-arity input maps over a swept upstream stage and inherits its
+/// coordinates; a gathering input collects the matching instances.
+#[test]
+fn mapped_inputs_join_on_shared_coordinates() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let reg = registry(1);
+    let wf = r#"{"stages": [
+      {"id": "a", "kind": "source", "params": {"n": 2}, "sweep": {"value": [1, 2, 3]}},
+      {"id": "d", "kind": "double", "inputs": {"x": "a"}},
+      {"id": "dd", "kind": "double", "inputs": {"x": "d"}},
+      {"id": "t", "kind": "sum", "inputs": {"parts": "dd"}}
+    ]}"#;
+    let p = plan_text(wf, &reg, &store);
+    let labels: Vec<&str> = p.instances.iter().map(|i| i.label.as_str()).collect();
+    assert_eq!(
+        labels,
+        vec![
+            "a[value=1]",
+            "a[value=2]",
+            "a[value=3]",
+            "d[value=1]",
+            "d[value=2]",
+            "d[value=3]",
+            "dd[value=1]",
+            "dd[value=2]",
+            "dd[value=3]",
+            "t"
+        ]
+    );
+    let dd2 = p
+        .instances
+        .iter()
+        .find(|i| i.label == "dd[value=2]")
+        .unwrap();
+    let d2 = p
+        .instances
+        .iter()
+        .position(|i| i.label == "d[value=2]")
+        .unwrap();
+    assert_eq!(dd2.inputs["x"], vec![d2]);
+    let r = run(&p, &reg, &store, &opts()).unwrap();
+    let t = r.instances.iter().find(|i| i.instance == "t").unwrap();
+    // 4 * (0 + v) summed over v = 1, 2, 3.
+    assert_eq!(
+        values(&store.read(t.artifact.as_ref().unwrap()).unwrap().batch),
+        vec![24.0]
+    );
 }

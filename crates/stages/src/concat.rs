@@ -57,19 +57,34 @@ impl Stage for Concat {
                 )));
             }
         }
-        // Parameters (top level) whose values differ between parts.
+        // Coordinates (sweep values, own or inherited) first, then any other
+        // top-level parameter whose value differs between parts.
+        let mut varying: Vec<String> = Vec::new();
+        for p in parts {
+            for k in p.coords.keys() {
+                if !varying.contains(k) {
+                    varying.push(k.clone());
+                }
+            }
+        }
         let keys: BTreeSet<&String> = parts
             .iter()
             .filter_map(|p| p.params.as_object())
             .flat_map(|m| m.keys())
             .collect();
-        let varying: Vec<&String> = keys
-            .into_iter()
-            .filter(|k| {
-                let v0 = first.params.get(k.as_str());
-                parts.iter().any(|p| p.params.get(k.as_str()) != v0)
-            })
-            .collect();
+        for k in keys {
+            let v0 = first.params.get(k.as_str());
+            if !varying.contains(k) && parts.iter().any(|p| p.params.get(k.as_str()) != v0) {
+                varying.push(k.clone());
+            }
+        }
+        let value_of = |p: &ptft_engine::InputTable, k: &str| -> Value {
+            p.coords
+                .get(k)
+                .or_else(|| p.params.get(k))
+                .cloned()
+                .unwrap_or(Value::Null)
+        };
 
         let mut fields: Vec<Field> = vec![Field::new("source", DataType::Utf8, false)];
         let mut columns: Vec<ArrayRef> = vec![Arc::new(StringArray::from_iter_values(
@@ -81,10 +96,7 @@ impl Stage for Concat {
             if schema.field_with_name(k).is_ok() {
                 continue; // the data already has this column
             }
-            let vals: Vec<&Value> = parts
-                .iter()
-                .map(|p| p.params.get(k.as_str()).unwrap_or(&Value::Null))
-                .collect();
+            let vals: Vec<Value> = parts.iter().map(|p| value_of(p, k)).collect();
             if vals.iter().all(|v| v.is_number()) {
                 fields.push(Field::new(k.as_str(), DataType::Float64, false));
                 columns.push(Arc::new(Float64Array::from_iter_values(

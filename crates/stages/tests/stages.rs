@@ -118,6 +118,7 @@ fn concat_adds_varying_params_and_refuses_mismatched_tables() {
             stage: "s".into(),
             instance: format!("s[omega={omega}]"),
             params: serde_json::to_value(&p).unwrap(),
+            coords: serde_json::Map::new(),
             table: t,
         }
     };
@@ -153,6 +154,7 @@ fn concat_adds_varying_params_and_refuses_mismatched_tables() {
         stage: "g".into(),
         instance: "g".into(),
         params: serde_json::json!({}),
+        coords: Default::default(),
         table: grid,
     };
     let inputs = Inputs::new([("parts".to_string(), vec![mk(0.0), bad])].into());

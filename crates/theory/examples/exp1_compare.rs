@@ -81,4 +81,26 @@ fn main() {
          time quad {t_quad:.2}s, MC {t_mc:.2}s, total {:.2}s",
         t_all.elapsed().as_secs_f64()
     );
+
+    // Timing of one 80-point baseline curve (forward + backward), best of 3.
+    let base = quad_ref
+        .iter()
+        .find(|c| c.config.is_baseline())
+        .expect("baseline");
+    let groups = base.config.groups();
+    for (name, exp) in [
+        ("quadrature (256 nodes)", Expectation::default()),
+        ("Monte Carlo (80,000)", Expectation::paper_monte_carlo()),
+    ] {
+        let mut best = f64::INFINITY;
+        for _ in 0..3 {
+            let t = Instant::now();
+            solve_curve(&groups, &base.alpha, &exp, &settings).expect("baseline solve");
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+        println!(
+            "baseline 80-point curve, {name}: {best:.3}s (best of 3, {} rayon threads)",
+            rayon::current_num_threads()
+        );
+    }
 }

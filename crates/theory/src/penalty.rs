@@ -87,7 +87,7 @@ mod tests {
         let (b, c) = (1e-3, 1e3);
         assert!((q(b, c) / (b * b / (4.0 * c)) - 1.0).abs() < 1e-11);
         // Rich: q ~ |b| ln(2|b|/c)/2 - |b|/2 + ... for |b| >> c.
-        let (b, c) = (1.0, 1e-200);
+        let (b, c) = (1.0_f64, 1e-200_f64);
         let approx = 0.5 * ((2.0 * b / c).ln() - 1.0);
         assert!((q(b, c) / approx - 1.0).abs() < 1e-12);
         assert_eq!(q(0.0, 0.0), 0.0);
@@ -96,8 +96,8 @@ mod tests {
 
     #[test]
     fn derivatives_match_finite_differences() {
-        for &c in &[1e-3, 0.3, 1.0, 50.0] {
-            for &b in &[-3.0, -0.01, 0.0, 0.2, 1.7] {
+        for &c in &[1e-3_f64, 0.3, 1.0, 50.0] {
+            for &b in &[-3.0_f64, -0.01, 0.0, 0.2, 1.7] {
                 let h = 1e-6 * (b.abs() + c);
                 let d1 = (q(b + h, c) - q(b - h, c)) / (2.0 * h);
                 let d2 = (q_prime(b + h, c) - q_prime(b - h, c)) / (2.0 * h);

@@ -72,16 +72,30 @@ fn c_sinh_cosh(u: f64, c: f64) -> (f64, f64) {
     }
 }
 
+/// `(sinh d, cosh d)` for a small Newton step `d` (Taylor below 0.1).
+#[inline]
+fn sinh_cosh_small(d: f64) -> (f64, f64) {
+    if d.abs() < 0.1 {
+        let d2 = d * d;
+        let sh = d * (1.0 + d2 / 6.0 * (1.0 + d2 / 20.0 * (1.0 + d2 / 42.0 * (1.0 + d2 / 72.0))));
+        let ch = 1.0 + d2 / 2.0 * (1.0 + d2 / 12.0 * (1.0 + d2 / 30.0 * (1.0 + d2 / 56.0)));
+        (sh, ch)
+    } else {
+        (d.sinh(), d.cosh())
+    }
+}
+
 /// Solve `c sinh(u) + half_g u = a` for `a > 0`, `c > 0`, `half_g >= 0`.
-/// Returns `(u, c sinh u, c cosh u)` at the root, with a first-order
-/// correction for the final Newton step (whose size is below the stopping
-/// tolerance, so the neglected second-order term is ~1e-24 relative).
+/// Returns `(u, c sinh u, c cosh u)` at the root. The final Newton step `d`
+/// is applied exactly through `sinh(u + d) = sinh u cosh d + cosh u sinh d`,
+/// so no extra `exp` is needed and `x` keeps full relative accuracy even when
+/// the step was not tiny (nearly linear `h`, where one step is exact).
 #[inline]
 fn solve_u(a: f64, half_g: f64, c: f64, warm: f64) -> (f64, f64, f64) {
     let mut lo = 0.0_f64;
     // Upper end of the bracket: c sinh(u) >= 0 gives u <= 2a/g (one
     // division), and (g/2) u >= 0 gives u <= asinh(a/c) (a logarithm, so it
-    // is computed only when needed: cold starts, g = 0, bisection).
+    // is computed only when needed: cold starts, g = 0, overshoots).
     let cheap_hi = if half_g > 0.0 {
         a / half_g
     } else {
@@ -105,23 +119,35 @@ fn solve_u(a: f64, half_g: f64, c: f64, warm: f64) -> (f64, f64, f64) {
         }
         let inv_dh = 1.0 / (cc + half_g);
         let du = -h * inv_dh;
-        // Newton's error after this step is (h''/(2h')) du^2 with
-        // h''/h' = c sinh(u) / (c cosh(u) + g/2) evaluated right here, so we
-        // can stop one iteration early, as soon as that predicted error (with
-        // a safety factor 2) is below 1e-14 + 1e-13 u. (In the lazy regime
-        // h is almost linear, h''/h' ~ u, and one step suffices.)
-        if du.abs() <= 1e-13 + 1e-12 * u || cs * inv_dh * du * du <= 1e-14 + 1e-13 * u {
-            return (u + du, cs + cc * du, cc + cs * du);
+        // Newton's error after this step is h''(xi) du^2 / (2 h'(u)), xi
+        // between u and u + du, and h'' = c sinh <= cs + cc |du| there.
+        // Stopping on this prediction (safety factor 2, target 1e-14 u)
+        // saves the confirming iteration; in the lazy or deep-shrinkage
+        // regime h is almost linear and one step suffices. The tolerance is
+        // relative to u (not absolute) because x = c sinh(u) ~ c u for small
+        // u must keep its relative accuracy; rounding in h limits the
+        // attainable |du| to ~1e-16 u, well inside it.
+        if du.abs() <= 1e-13 * u || (cs + cc * du.abs()) * inv_dh * du * du <= 1e-14 * u {
+            let (sd, cd) = sinh_cosh_small(du);
+            return (u + du, cs * cd + cc * sd, cc * cd + cs * sd);
         }
         let mut next = u + du;
-        if !(next > lo && next < hi) {
+        if !(next > lo && next < hi) || (du > 1.0 && !tight) {
+            // Overshoot (from the left of the root Newton jumps right; with
+            // the loose bound 2a/g that can be hundreds of units away in the
+            // exponential region): tighten the bracket with asinh(a/c), from
+            // whose right end Newton descends monotonically, else bisect.
             if !tight {
                 hi = hi.min(crate::penalty::asinh_ratio(a, c));
                 tight = true;
+                if !(next > lo && next < hi) {
+                    next = hi;
+                }
+            } else {
+                next = 0.5 * (lo + hi);
             }
-            next = 0.5 * (lo + hi);
-            if hi - lo <= 1e-13 + 1e-12 * hi {
-                u = next;
+            if hi - lo <= 1e-13 * hi {
+                u = 0.5 * (lo + hi);
                 break;
             }
         }

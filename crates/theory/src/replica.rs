@@ -754,8 +754,14 @@ fn solve_point(
             if du[0].is_finite() && du[1].is_finite() {
                 // Cap the log-step at 3 (a factor of 20 in S or g): far from
                 // the solution the linearisation means little, and a capped
-                // step cannot run off to overflow.
+                // step cannot run off to overflow. A step that had to be
+                // capped comes from a nearly singular Jacobian (a fold-like
+                // stretch of the map, e.g. the rich regime's backward start);
+                // Newton can then zig-zag between two far-apart points with a
+                // sliver of decrease each time, so such a step must at least
+                // halve ||G||, else we fall back to the damped plain step.
                 let mut t = (MAX_LOG_STEP / du[0].abs().max(du[1].abs())).min(1.0);
+                let capped = t < 1.0;
                 for _ in 0..9 {
                     let trial =
                         prob.clamp([(x[0].ln() + t * du[0]).exp(), (x[1].ln() + t * du[1]).exp()]);
@@ -765,7 +771,8 @@ fn solve_point(
                         continue;
                     };
                     let (ft, _) = prob.map(&mt);
-                    if norm(log_residual(trial, ft)) < (1.0 - 1e-4 * t) * gnorm {
+                    let required = if capped { 0.5 } else { 1.0 - 1e-4 * t };
+                    if norm(log_residual(trial, ft)) < required * gnorm {
                         x = trial;
                         m = mt;
                         accepted = true;
