@@ -709,14 +709,23 @@ fn norm(v: [f64; 2]) -> f64 {
 
 /// Newton on `G(u) = ln F(e^u) - u`, `u = (ln S, ln g)`, with backtracking on
 /// `||G||` and a damped plain step as the fallback.
+///
+/// `known` may carry moments already evaluated at `guess` (the previous
+/// alpha's solution: the moments depend on `(S, g)` only, not on alpha or
+/// `gamma_ext`), which saves one full evaluation per continuation step —
+/// the first Newton step from there is then an exact first-order predictor.
 fn solve_point(
     ev: &mut MomentEvaluator,
     prob: &Problem,
     guess: [f64; 2],
+    known: Option<Moments>,
 ) -> Result<BranchPoint, TheoryError> {
     let settings = prob.settings;
     let mut x = prob.clamp(guess);
-    let mut m = ev.evaluate(x[0], x[1])?;
+    let mut m = match known {
+        Some(m) if x == guess => m,
+        _ => ev.evaluate(x[0], x[1])?,
+    };
     let mut iterations = 0u32;
     loop {
         let (f, clamped) = prob.map(&m);
@@ -869,32 +878,18 @@ fn solve_branch(
     let ex2 = ev.second_moment();
     let noise = settings.noise_var;
     let mut out: Vec<Option<BranchPoint>> = vec![None; alphas.len()];
-    let mut guess: Option<[f64; 2]> = None;
-    // Last two converged solutions (alpha, ln S, ln g): secant predictor.
-    let mut history: Vec<(f64, f64, f64)> = Vec::new();
+    // The previous alpha's solution and its moments: the next alpha starts
+    // there without re-evaluating (moments do not depend on alpha).
+    let mut prev: Option<([f64; 2], Moments)> = None;
     for &i in order {
         let alpha = alphas[i];
         let beta = 1.0 / alpha;
-        if let ([.., a0, a1], Some(_)) = (history.as_slice(), guess) {
-            // Linear extrapolation in alpha of the log-solution; halves the
-            // Newton work along smooth stretches of the curve. Limited to a
-            // factor e in each variable so that a kink cannot throw the
-            // guess far off the branch being followed.
-            let r = if a1.0 != a0.0 {
-                (alpha - a1.0) / (a1.0 - a0.0)
-            } else {
-                0.0
-            };
-            let ds = (r * (a1.1 - a0.1)).clamp(-1.0, 1.0);
-            let dg = (r * (a1.2 - a0.2)).clamp(-1.0, 1.0);
-            guess = Some([(a1.1 + ds).exp(), (a1.2 + dg).exp()]);
-        }
-        let gammas = if guess.is_none() {
+        let gammas = if prev.is_none() {
             gamma_path(settings.gamma_ext)
         } else {
             vec![settings.gamma_ext]
         };
-        let mut point = None;
+        let mut point: Option<BranchPoint> = None;
         for &ge in &gammas {
             let prob = Problem {
                 beta,
@@ -902,26 +897,19 @@ fn solve_branch(
                 g_min: ge.max(G_FLOOR),
                 settings,
             };
-            let initial = match (guess, start) {
-                (Some(x), _) => x,
-                (None, Start::Forward) => [beta * (noise + ex2), ge + beta],
+            let p = match (&prev, start) {
+                (Some((x, m)), _) => solve_point(&mut ev, &prob, *x, Some(m.clone()))?,
+                (None, Start::Forward) => {
+                    solve_point(&mut ev, &prob, [beta * (noise + ex2), ge + beta], None)?
+                }
                 (None, Start::Backward) => {
                     let s0 = (beta * noise + 1e-6 * beta * ex2).max(S_MIN);
-                    [s0, consistent_g(&mut ev, &prob, s0)?]
+                    let g0 = consistent_g(&mut ev, &prob, s0)?;
+                    solve_point(&mut ev, &prob, [s0, g0], None)?
                 }
             };
-            let p = solve_point(&mut ev, &prob, initial)?;
-            guess = Some([p.s2, p.g]);
+            prev = Some(([p.s2, p.g], p.m.clone()));
             point = Some(p);
-        }
-        match &point {
-            Some(p) if p.converged => {
-                history.push((alpha, p.s2.ln(), p.g.ln()));
-                if history.len() > 2 {
-                    history.remove(0);
-                }
-            }
-            _ => history.clear(),
         }
         out[i] = point;
     }
