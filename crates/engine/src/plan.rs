@@ -241,7 +241,7 @@ pub fn plan(
             ));
         };
         for slot in stage.slots() {
-            if !s.inputs.contains_key(slot.name) {
+            if !slot.optional && !s.inputs.contains_key(slot.name) {
                 return Err(input_err(
                     format!("stage `{}`, field `inputs`", s.id),
                     format!(
@@ -365,7 +365,13 @@ pub fn plan(
                 .flat_map(|id| stage_instances[id].iter().copied())
                 .collect()
         };
-        for slot in stage.slots().iter().filter(|s| s.arity == Arity::One) {
+        let bound = |s: &&crate::stage::InputSlot| spec.inputs.contains_key(s.name);
+        for slot in stage
+            .slots()
+            .iter()
+            .filter(|s| s.arity == Arity::One)
+            .filter(bound)
+        {
             let ups = upstream_of(slot.name);
             let mut next = Vec::new();
             for p in &partials {
@@ -408,7 +414,12 @@ pub fn plan(
             }
             partials = next;
         }
-        for slot in stage.slots().iter().filter(|s| s.arity == Arity::Many) {
+        for slot in stage
+            .slots()
+            .iter()
+            .filter(|s| s.arity == Arity::Many)
+            .filter(bound)
+        {
             let ups = upstream_of(slot.name);
             for p in &mut partials {
                 let matches: Vec<usize> = ups

@@ -73,6 +73,30 @@ pub struct InputSlot {
     pub name: &'static str,
     pub arity: Arity,
     pub doc: &'static str,
+    /// An optional slot may be left out of the workflow.
+    pub optional: bool,
+}
+
+impl InputSlot {
+    /// A required slot.
+    pub const fn new(name: &'static str, arity: Arity, doc: &'static str) -> Self {
+        InputSlot {
+            name,
+            arity,
+            doc,
+            optional: false,
+        }
+    }
+
+    /// A slot the workflow may leave unbound.
+    pub const fn optional(name: &'static str, arity: Arity, doc: &'static str) -> Self {
+        InputSlot {
+            name,
+            arity,
+            doc,
+            optional: true,
+        }
+    }
 }
 
 /// One upstream artifact as a stage sees it: its table and the resolved
@@ -98,6 +122,11 @@ pub struct Inputs {
 impl Inputs {
     pub fn new(slots: BTreeMap<String, Vec<InputTable>>) -> Self {
         Inputs { slots }
+    }
+
+    /// Whether an (optional) slot was bound.
+    pub fn has(&self, slot: &str) -> bool {
+        self.slots.get(slot).is_some_and(|v| !v.is_empty())
     }
 
     /// All tables bound to `slot` (empty if the slot is unbound).

@@ -76,11 +76,8 @@ impl<const V: u32> Stage for Double<V> {
     const VERSION: u32 = V;
     type Params = NoParams;
     fn inputs() -> &'static [InputSlot] {
-        &[InputSlot {
-            name: "x",
-            arity: Arity::One,
-            doc: "table to double",
-        }]
+        const SLOTS: &[InputSlot] = &[InputSlot::new("x", Arity::One, "table to double")];
+        SLOTS
     }
     fn compute(_: &NoParams, inputs: &Inputs, _: &mut Context) -> Result<RecordBatch, StageError> {
         let x = values(&inputs.one("x")?.table);
@@ -95,11 +92,8 @@ impl Stage for Sum {
     const VERSION: u32 = 1;
     type Params = NoParams;
     fn inputs() -> &'static [InputSlot] {
-        &[InputSlot {
-            name: "parts",
-            arity: Arity::Many,
-            doc: "tables to sum",
-        }]
+        const SLOTS: &[InputSlot] = &[InputSlot::new("parts", Arity::Many, "tables to sum")];
+        SLOTS
     }
     fn compute(_: &NoParams, inputs: &Inputs, _: &mut Context) -> Result<RecordBatch, StageError> {
         let total: f64 = inputs

@@ -32,11 +32,12 @@ impl Stage for Concat {
     type Params = ConcatParams;
 
     fn inputs() -> &'static [InputSlot] {
-        &[InputSlot {
-            name: "parts",
-            arity: Arity::Many,
-            doc: "the tables to stack; all must have the same columns",
-        }]
+        const SLOTS: &[InputSlot] = &[InputSlot::new(
+            "parts",
+            Arity::Many,
+            "the tables to stack; all must have the same columns",
+        )];
+        SLOTS
     }
 
     fn compute(
