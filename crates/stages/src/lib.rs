@@ -8,6 +8,7 @@
 
 pub mod concat;
 pub mod grid;
+pub mod net;
 pub mod regime_metrics;
 pub mod replica_curve;
 pub mod single_task_replica_curve;
@@ -22,6 +23,14 @@ pub fn registry() -> Registry {
     r.register::<replica_curve::ReplicaCurve>()
         .register::<single_task_replica_curve::SingleTaskReplicaCurve>()
         .register::<regime_metrics::RegimeMetrics>()
-        .register::<concat::Concat>();
+        .register::<concat::Concat>()
+        .register::<net::task::Task>()
+        .register::<net::dataset::Dataset>()
+        .register::<net::pretrain::Pretrain>()
+        .register::<net::reinit::Reinit>()
+        .register::<net::finetune::Finetune>()
+        .register::<net::implicit_bias_solve::ImplicitBiasSolve>()
+        .register::<net::evaluate::Evaluate>()
+        .register::<net::empirical_curve::EmpiricalCurve>();
     r
 }
