@@ -7,8 +7,6 @@
 //! is aggregated; standard errors are `sd / sqrt(count)` over the inputs in
 //! a group (0 when a group has a single input).
 
-use std::collections::BTreeMap;
-
 use arrow::array::RecordBatch;
 use ptft_engine::{Arity, Context, InputSlot, Inputs, ParamError, Stage, StageError, Validate};
 use serde::{Deserialize, Serialize};
@@ -20,13 +18,16 @@ pub struct EmpiricalCurve;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EmpiricalCurveParams {
-    /// The sweep coordinate to group by.
-    pub by: String,
+    /// The sweep coordinates to group by (one output column each), e.g.
+    /// `["alpha"]` or `["d", "alpha"]`.
+    pub by: Vec<String>,
 }
 
 impl Default for EmpiricalCurveParams {
     fn default() -> Self {
-        EmpiricalCurveParams { by: "alpha".into() }
+        EmpiricalCurveParams {
+            by: vec!["alpha".into()],
+        }
     }
 }
 
@@ -73,39 +74,50 @@ impl Stage for EmpiricalCurve {
         inputs: &Inputs,
         _: &mut Context,
     ) -> Result<RecordBatch, StageError> {
-        // Group key: the coordinate's f64 bits (sorted numerically below).
-        let mut groups: BTreeMap<u64, (f64, Vec<[f64; 3]>)> = BTreeMap::new();
+        // Group key: the coordinates' values, ordered numerically.
+        let mut groups: Vec<(Vec<f64>, Vec<[f64; 3]>)> = Vec::new();
         for t in inputs.many("evaluations") {
-            let x = t.coords.get(&p.by).and_then(|v| v.as_f64()).ok_or_else(|| {
-                StageError::new(format!(
-                    "input `{}` has no numeric sweep coordinate `{}` (its coordinates: {}); group by one of those",
-                    t.instance,
-                    p.by,
-                    t.coords.keys().cloned().collect::<Vec<_>>().join(", ")
-                ))
-            })?;
+            let mut key = Vec::with_capacity(p.by.len());
+            for by in &p.by {
+                let x = t.coords.get(by).and_then(|v| v.as_f64()).ok_or_else(|| {
+                    StageError::new(format!(
+                        "input `{}` has no numeric sweep coordinate `{by}` (its coordinates: {}); group by those",
+                        t.instance,
+                        t.coords.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ))
+                })?;
+                key.push(x);
+            }
             let row = [
                 f64_column(t, "param_mse")?[0],
                 f64_column(t, "test_mse")?[0],
                 f64_column(t, "active_frac")?[0],
             ];
-            groups
-                .entry(x.to_bits())
-                .or_insert((x, Vec::new()))
-                .1
-                .push(row);
+            match groups.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, v)) => v.push(row),
+                None => groups.push((key, vec![row])),
+            }
         }
-        let mut rows: Vec<(f64, Vec<[f64; 3]>)> = groups.into_values().collect();
-        rows.sort_by(|a, b| a.0.total_cmp(&b.0));
+        groups.sort_by(|a, b| {
+            a.0.iter()
+                .zip(&b.0)
+                .map(|(x, y)| x.total_cmp(y))
+                .find(|o| o.is_ne())
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
         let stat = |j: usize| -> Vec<(f64, f64)> {
-            rows.iter()
+            groups
+                .iter()
                 .map(|(_, v)| mean_se(&v.iter().map(|r| r[j]).collect::<Vec<_>>()))
                 .collect()
         };
         let (pm, tm, af) = (stat(0), stat(1), stat(2));
-        TableBuilder::new()
-            .f64(&p.by, rows.iter().map(|r| r.0))
-            .u64("count", rows.iter().map(|r| r.1.len() as u64))
+        let mut table = TableBuilder::new();
+        for (i, by) in p.by.iter().enumerate() {
+            table = table.f64(by, groups.iter().map(|g| g.0[i]));
+        }
+        table
+            .u64("count", groups.iter().map(|g| g.1.len() as u64))
             .f64("param_mse", pm.iter().map(|s| s.0))
             .f64("param_mse_se", pm.iter().map(|s| s.1))
             .f64("test_mse", tm.iter().map(|s| s.0))
