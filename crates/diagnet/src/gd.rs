@@ -288,6 +288,8 @@ impl Trace {
             last: None,
         }
     }
+    // `u64::is_multiple_of` needs Rust 1.87; the workspace MSRV is 1.85.
+    #[allow(clippy::manual_is_multiple_of)]
     fn push(&mut self, e: (u64, f64)) {
         if self.checks % self.stride == 0 {
             self.entries.push(e);
@@ -313,6 +315,8 @@ impl Trace {
     }
 }
 
+// `u64::is_multiple_of` needs Rust 1.87; the workspace MSRV is 1.85.
+#[allow(clippy::manual_is_multiple_of)]
 /// Full-batch GD from `init` on `(x, y)` (`x` row-major `n x d`); see the
 /// module docs for the update, the stopping rule and divergence handling.
 ///
