@@ -174,7 +174,21 @@ fn defaults_are_valid_and_resolve_to_the_experiment_1_baseline() {
     SingleTaskParams::default().validate().unwrap();
     RegimeMetricsParams::default().validate().unwrap();
     let r = ptft_stages::registry();
-    assert_eq!(r.kind_names().len(), 4);
+    let expected = [
+        "concat",
+        "dataset",
+        "empirical_curve",
+        "evaluate",
+        "finetune",
+        "implicit_bias_solve",
+        "pretrain",
+        "regime_metrics",
+        "reinit",
+        "replica_curve",
+        "single_task_replica_curve",
+        "task",
+    ];
+    assert_eq!(r.kind_names(), expected);
 }
 
 #[test]
