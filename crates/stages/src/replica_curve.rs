@@ -9,7 +9,7 @@
 
 use arrow::array::RecordBatch;
 use ptft_engine::{check_finite, Context, Inputs, ParamError, Stage, StageError, Validate};
-use ptft_theory::{solve_curve, two_task_groups, validate_init, TwoTask};
+use ptft_theory::{two_task_groups, validate_init, TwoTask};
 use serde::{Deserialize, Serialize};
 
 use crate::grid::Values;
@@ -141,18 +141,17 @@ impl Stage for ReplicaCurve {
     ) -> Result<RecordBatch, StageError> {
         let groups = two_task_groups(&p.task(), p.c, p.lambda, p.gamma)
             .map_err(|e| StageError::new(e.to_string()))?;
-        let alphas = p
-            .alpha
-            .expand("alpha")
-            .map_err(|e| StageError::new(e.to_string()))?;
-        let expectation = solver::expectation(p.method, p.mc, p.seed, &p.solver, ctx);
-        let points = solve_curve(
+        solver::solve_and_tabulate(
             &groups,
-            &alphas,
-            &expectation,
-            &solver::settings(&p.solver, p.noise_var),
+            solver::CurveNumerics {
+                alpha: &p.alpha,
+                noise_var: p.noise_var,
+                method: p.method,
+                mc: p.mc,
+                seed: p.seed,
+                solver: &p.solver,
+            },
+            ctx,
         )
-        .map_err(|e| StageError::new(e.to_string()))?;
-        solver::curve_table(&points, ctx)
     }
 }

@@ -5,7 +5,7 @@
 
 use arrow::array::RecordBatch;
 use ptft_engine::{check_finite, Context, Inputs, ParamError, Stage, StageError, Validate};
-use ptft_theory::{single_task_groups, solve_curve};
+use ptft_theory::single_task_groups;
 use serde::{Deserialize, Serialize};
 
 use crate::grid::Values;
@@ -71,18 +71,17 @@ impl Stage for SingleTaskReplicaCurve {
         ctx: &mut Context,
     ) -> Result<RecordBatch, StageError> {
         let groups = single_task_groups(p.rho, p.c).map_err(|e| StageError::new(e.to_string()))?;
-        let alphas = p
-            .alpha
-            .expand("alpha")
-            .map_err(|e| StageError::new(e.to_string()))?;
-        let expectation = solver::expectation(p.method, p.mc, p.seed, &p.solver, ctx);
-        let points = solve_curve(
+        solver::solve_and_tabulate(
             &groups,
-            &alphas,
-            &expectation,
-            &solver::settings(&p.solver, p.noise_var),
+            solver::CurveNumerics {
+                alpha: &p.alpha,
+                noise_var: p.noise_var,
+                method: p.method,
+                mc: p.mc,
+                seed: p.seed,
+                solver: &p.solver,
+            },
+            ctx,
         )
-        .map_err(|e| StageError::new(e.to_string()))?;
-        solver::curve_table(&points, ctx)
     }
 }

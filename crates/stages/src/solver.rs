@@ -4,7 +4,7 @@
 
 use arrow::array::RecordBatch;
 use ptft_engine::{Context, ParamError, StageError};
-use ptft_theory::replica::{CurvePoint, Expectation, SolverSettings};
+use ptft_theory::replica::{solve_curve, CurvePoint, Expectation, Group, SolverSettings};
 use serde::{Deserialize, Serialize};
 
 use crate::table::TableBuilder;
@@ -186,4 +186,36 @@ pub fn curve_table(points: &[CurvePoint], ctx: &mut Context) -> Result<RecordBat
         .bool("converged", points.iter().map(|p| p.converged))
         .bool("reliable", points.iter().map(|p| p.reliable))
         .build()
+}
+
+/// Numerics shared by the curve stages, as the user wrote them.
+pub struct CurveNumerics<'a> {
+    pub alpha: &'a crate::grid::Values,
+    pub noise_var: f64,
+    pub method: Method,
+    pub mc: usize,
+    pub seed: u64,
+    pub solver: &'a SolverParams,
+}
+
+/// Solves the replica curve of `groups` over the alpha grid and returns the
+/// curve table (the whole compute step of both curve stages).
+pub fn solve_and_tabulate(
+    groups: &[Group],
+    n: CurveNumerics<'_>,
+    ctx: &mut Context,
+) -> Result<RecordBatch, StageError> {
+    let alphas = n
+        .alpha
+        .expand("alpha")
+        .map_err(|e| StageError::new(e.to_string()))?;
+    let expectation = expectation(n.method, n.mc, n.seed, n.solver, ctx);
+    let points = solve_curve(
+        groups,
+        &alphas,
+        &expectation,
+        &settings(n.solver, n.noise_var),
+    )
+    .map_err(|e| StageError::new(e.to_string()))?;
+    curve_table(&points, ctx)
 }

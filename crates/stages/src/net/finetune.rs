@@ -12,7 +12,7 @@ use arrow::array::RecordBatch;
 use ptft_diagnet::gd::train;
 use ptft_engine::{Arity, Context, InputSlot, Inputs, ParamError, Stage, StageError, Validate};
 
-use super::{load_data, read_weights, trace_note, weights_table, GdParams};
+use super::{load_data, note_gd, read_weights, weights_table, GdParams};
 
 pub struct Finetune;
 
@@ -47,12 +47,7 @@ impl Stage for Finetune {
         let data = load_data(inputs.one("data")?, inputs.one("task")?)?;
         let r = train(&data.x, &data.y, data.n, data.d, &init, &p.config())
             .map_err(|e| StageError::new(e.to_string()))?;
-        ctx.set_device(&r.device);
-        ctx.note("epochs", r.epochs);
-        ctx.note("train_mse", r.train_mse);
-        ctx.note("stop", r.stop);
-        ctx.note("seconds", r.seconds);
-        ctx.note("trace", trace_note(&r.trace));
+        note_gd(ctx, &r);
         weights_table(&r.weights).build()
     }
 }

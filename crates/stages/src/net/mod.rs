@@ -226,7 +226,14 @@ pub fn weights_table(w: &Weights) -> TableBuilder {
         .f64("beta", w.beta())
 }
 
-/// Training trace `(epoch, train mse)` as a JSON-friendly list.
-pub fn trace_note(trace: &[(u64, f64)]) -> Vec<[f64; 2]> {
-    trace.iter().map(|&(e, m)| [e as f64, m]).collect()
+/// Records a GD run's device, epochs, final train MSE, stop reason, time
+/// and `(epoch, train mse)` trace in the provenance notes.
+pub fn note_gd(ctx: &mut ptft_engine::Context, r: &ptft_diagnet::gd::GdResult) {
+    ctx.set_device(&r.device);
+    ctx.note("epochs", r.epochs);
+    ctx.note("train_mse", r.train_mse);
+    ctx.note("stop", r.stop);
+    ctx.note("seconds", r.seconds);
+    let trace: Vec<[f64; 2]> = r.trace.iter().map(|&(e, m)| [e as f64, m]).collect();
+    ctx.note("trace", trace);
 }

@@ -14,7 +14,7 @@ use ptft_diagnet::weights::{oracle_pretrained, symmetric_init};
 use ptft_engine::{Arity, Context, InputSlot, Inputs, ParamError, Stage, StageError, Validate};
 use serde::{Deserialize, Serialize};
 
-use super::{load_data, trace_note, weights_table, GdParams};
+use super::{load_data, note_gd, weights_table, GdParams};
 use crate::replica_curve::validate_scales;
 use crate::table::f64_column;
 
@@ -114,12 +114,7 @@ impl Stage for Pretrain {
                     .map_err(|e| StageError::new(e.to_string()))?;
                 let r = train(&data.x, &data.y, data.n, data.d, &init, &p.gd.config())
                     .map_err(|e| StageError::new(e.to_string()))?;
-                ctx.set_device(&r.device);
-                ctx.note("epochs", r.epochs);
-                ctx.note("train_mse", r.train_mse);
-                ctx.note("stop", r.stop);
-                ctx.note("seconds", r.seconds);
-                ctx.note("trace", trace_note(&r.trace));
+                note_gd(ctx, &r);
                 r.weights
             }
         };
