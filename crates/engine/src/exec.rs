@@ -200,8 +200,14 @@ pub fn run(
                     .expect("workers alive while jobs remain");
             };
         loop {
-            // Dispatch everything ready; aliases complete at once.
-            while let Some(i) = ready.pop_front() {
+            // Dispatch what is ready, at most `jobs` at a time (so the
+            // progress bar's "running" list is what actually runs);
+            // aliases complete at once.
+            while let Some(&i) = ready.front() {
+                if alias[i].is_none() && running.len() >= jobs {
+                    break;
+                }
+                ready.pop_front();
                 match alias[i] {
                     Some(j) => {
                         artifact[i] = artifact[j].clone();
