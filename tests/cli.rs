@@ -93,11 +93,12 @@ fn quickstart_reruns_nothing_and_a_changed_sweep_value_reruns_exactly_its_depend
         vec![
             ("omega[omega=0.7]".to_string(), "params_changed".to_string()),
             ("exp1_curves".to_string(), "input_changed".to_string()),
+            ("fig_exp1".to_string(), "input_changed".to_string()),
         ]
     );
     let third = sb.ok_json(&["run", wf2.to_str().unwrap(), "--json"]);
-    assert_eq!(third["computed"], 2);
-    assert_eq!(third["cached"], n - 2);
+    assert_eq!(third["computed"], 3);
+    assert_eq!(third["cached"], n - 3);
 
     // Back to the original value: still in the store, so nothing runs.
     sb.write("quickstart.json", QUICKSTART);
@@ -328,7 +329,7 @@ fn export_show_and_ls() {
 
     let ls = String::from_utf8(sb.ptft(&["ls"]).stdout).unwrap();
     assert!(
-        ls.contains("phase_lambda_c") && ls.contains("8 entries"),
+        ls.contains("phase_lambda_c") && ls.contains("9 entries"),
         "{ls}"
     );
 
@@ -467,4 +468,47 @@ fn missing_workflow_file_is_bad_input() {
     let out = sb.ptft(&["run", "does_not_exist.json"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("does_not_exist.json"));
+}
+
+/// The quickstart's figure: every drawn point is listed with its source
+/// instance and row, the values equal the source artifact's, and
+/// `ptft figures` writes a real PNG and SVG.
+#[test]
+fn figure_records_every_drawn_point_and_writes_png_and_svg() {
+    let sb = Sandbox::new();
+    let wf = sb.write("quickstart.json", QUICKSTART);
+    let wf = wf.to_str().unwrap();
+    sb.ok_json(&["run", wf, "--json"]);
+    let drawn = sb.ok_json(&["export", "fig_exp1", "--workflow", wf, "--format", "json"]);
+    let drawn = drawn.as_array().unwrap();
+    // Panel a: three omegas; panel b: three lambdas (omega = 0.5 twice).
+    assert_eq!(drawn.len(), 6 * 80);
+    let one = drawn
+        .iter()
+        .find(|r| r["panel"] == "b" && r["series"] == "lambda=-0.00099")
+        .unwrap();
+    let source = one["source"].as_str().unwrap();
+    let row = one["source_row"].as_u64().unwrap() as usize;
+    let curve = sb.ok_json(&["export", source, "--workflow", wf, "--format", "json"]);
+    assert_eq!(
+        one["y"], curve[row]["mse"],
+        "drawn value must be the artifact's value"
+    );
+    assert_eq!(one["x"], curve[row]["alpha"]);
+
+    let out = sb.ptft(&[
+        "figures",
+        wf,
+        "--out",
+        sb.dir.path().join("figs").to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let png = std::fs::read(sb.dir.path().join("figs/quickstart/fig_exp1.png")).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let svg = std::fs::read_to_string(sb.dir.path().join("figs/quickstart/fig_exp1.svg")).unwrap();
+    assert!(svg.contains("task overlap") && svg.contains("lambda=-0.00099"));
 }

@@ -74,6 +74,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write the rendered figures of a workflow (PNG + SVG) and list where they are.
+    Figures {
+        workflow: PathBuf,
+        /// Directory to write into (`<out>/<workflow name>/<instance>.png|svg`).
+        #[arg(long, default_value = "figures")]
+        out: PathBuf,
+    },
     /// List the stage kinds this binary knows, with their versions.
     Kinds,
     /// Time the solver and the planner (see BENCHMARKS.md).
@@ -316,6 +323,59 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                     );
                 }
                 println!("{} entries in {}", entries.len(), store.root().display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Figures { workflow, out } => {
+            let store = Store::open_existing(&cli.store).map_err(|e| bad(e.to_string()))?;
+            let plan = load_plan(&workflow, Some(&store))?;
+            let dir = out.join(&plan.workflow.name);
+            let mut written = 0;
+            for inst in plan.instances.iter().filter(|i| i.kind == "figure") {
+                let Status::Cached { artifact } = &inst.status else {
+                    eprintln!(
+                        "{}: not computed yet; run `ptft run {}`",
+                        inst.label,
+                        workflow.display()
+                    );
+                    continue;
+                };
+                let prov = store.read(artifact)?.provenance;
+                let png = prov["notes"]["png_base64"].as_str().and_then(|b| {
+                    use base64::Engine as _;
+                    base64::engine::general_purpose::STANDARD.decode(b).ok()
+                });
+                let (Some(png), Some(svg)) = (png, prov["notes"]["svg"].as_str()) else {
+                    anyhow::bail!(
+                        "figure artifact {artifact} has no rendered image in its provenance"
+                    );
+                };
+                std::fs::create_dir_all(&dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+                let stem: String = inst
+                    .label
+                    .chars()
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() || "-_=.".contains(c) {
+                            c
+                        } else {
+                            '_'
+                        }
+                    })
+                    .collect();
+                for (ext, bytes) in [("png", png.as_slice()), ("svg", svg.as_bytes())] {
+                    let path = dir.join(format!("{stem}.{ext}"));
+                    std::fs::write(&path, bytes)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    println!("{}", path.display());
+                }
+                written += 1;
+            }
+            if written == 0 {
+                eprintln!(
+                    "no rendered figures in {} (figure stages: `kind: \"figure\"`)",
+                    workflow.display()
+                );
             }
             Ok(ExitCode::SUCCESS)
         }

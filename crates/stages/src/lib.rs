@@ -7,6 +7,7 @@
 //! [`registry`] is the single list of kinds; adding a stage is one line there.
 
 pub mod concat;
+pub mod figure;
 pub mod grid;
 pub mod net;
 pub mod regime_metrics;
@@ -31,6 +32,7 @@ pub fn registry() -> Registry {
         .register::<net::finetune::Finetune>()
         .register::<net::implicit_bias_solve::ImplicitBiasSolve>()
         .register::<net::evaluate::Evaluate>()
-        .register::<net::empirical_curve::EmpiricalCurve>();
+        .register::<net::empirical_curve::EmpiricalCurve>()
+        .register::<figure::FigureStage>();
     r
 }

@@ -179,6 +179,7 @@ fn defaults_are_valid_and_resolve_to_the_experiment_1_baseline() {
         "dataset",
         "empirical_curve",
         "evaluate",
+        "figure",
         "finetune",
         "implicit_bias_solve",
         "pretrain",

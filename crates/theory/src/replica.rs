@@ -898,7 +898,7 @@ fn solve_branch(
                 settings,
             };
             let p = match (&prev, start) {
-                (Some((x, m)), _) => solve_point(&mut ev, &prob, *x, Some(m.clone()))?,
+                (Some((x, m)), _) => solve_point(&mut ev, &prob, *x, Some(*m))?,
                 (None, Start::Forward) => {
                     solve_point(&mut ev, &prob, [beta * (noise + ex2), ge + beta], None)?
                 }
@@ -908,7 +908,7 @@ fn solve_branch(
                     solve_point(&mut ev, &prob, [s0, g0], None)?
                 }
             };
-            prev = Some(([p.s2, p.g], p.m.clone()));
+            prev = Some(([p.s2, p.g], p.m));
             point = Some(p);
         }
         out[i] = point;

@@ -109,7 +109,7 @@ impl GdParams {
                 "[0, inf), finite",
             ));
         }
-        if !(self.tol_rel_step >= 0.0) || self.tol_rel_step.is_nan() {
+        if self.tol_rel_step.is_nan() || self.tol_rel_step < 0.0 {
             return Err(ParamError::range(
                 f("tol_rel_step"),
                 self.tol_rel_step,
