@@ -485,7 +485,7 @@ fn figure_records_every_drawn_point_and_writes_png_and_svg() {
     assert_eq!(drawn.len(), 6 * 80);
     let one = drawn
         .iter()
-        .find(|r| r["panel"] == "b" && r["series"] == "lambda=-0.00099")
+        .find(|r| r["panel"] == "b" && r["series"] == "lambda=-9.9e-4")
         .unwrap();
     let source = one["source"].as_str().unwrap();
     let row = one["source_row"].as_u64().unwrap() as usize;
@@ -510,5 +510,28 @@ fn figure_records_every_drawn_point_and_writes_png_and_svg() {
     let png = std::fs::read(sb.dir.path().join("figs/quickstart/fig_exp1.png")).unwrap();
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
     let svg = std::fs::read_to_string(sb.dir.path().join("figs/quickstart/fig_exp1.svg")).unwrap();
-    assert!(svg.contains("task overlap") && svg.contains("lambda=-0.00099"));
+    assert!(svg.contains("task overlap") && svg.contains("lambda=-9.9e-4"));
+}
+
+/// Every shipped workflow parses, validates and plans (exit 0).
+#[test]
+fn every_shipped_workflow_plans() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../workflows");
+    let sb = Sandbox::new();
+    let mut n = 0;
+    for entry in std::fs::read_dir(root).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("json") {
+            continue;
+        }
+        let out = sb.ptft(&["plan", path.to_str().unwrap(), "--json"]);
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        n += 1;
+    }
+    assert!(n >= 6, "only {n} workflows found");
 }

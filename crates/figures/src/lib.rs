@@ -200,8 +200,16 @@ const PALETTE: [RGBColor; 12] = [
 
 /// The colour of a colour key: a fixed palette entry chosen by a stable hash
 /// (FNV-1a) of the key, so the same key has the same colour in every panel,
-/// figure and run. With a finite palette, distinct keys can share a colour.
+/// figure and run. With a finite palette, distinct keys can share a colour;
+/// a caller that knows all its keys can avoid that with explicit slots:
+/// `"slot:N"` is palette entry `N` (mod the palette size).
 pub fn colour_for(key: &str) -> RGBColor {
+    if let Some(n) = key
+        .strip_prefix("slot:")
+        .and_then(|n| n.parse::<usize>().ok())
+    {
+        return PALETTE[n % PALETTE.len()];
+    }
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in key.bytes() {
         h ^= u64::from(b);

@@ -168,13 +168,15 @@ fn same(a: &Value, b: &Value) -> bool {
     }
 }
 
+/// Legend-friendly value: `1e-6`-style for very small or large numbers.
 fn short(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
-        Value::Number(n) => n
-            .as_f64()
-            .map(|f| format!("{f}"))
-            .unwrap_or_else(|| n.to_string()),
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if f != 0.0 && (f.abs() < 1e-3 || f.abs() >= 1e5) => format!("{f:e}"),
+            Some(f) => format!("{f}"),
+            None => n.to_string(),
+        },
         other => other.to_string(),
     }
 }
@@ -232,6 +234,9 @@ impl Stage for FigureStage {
     ) -> Result<RecordBatch, StageError> {
         let mut panels = Vec::new();
         let mut drawn: Vec<Drawn> = Vec::new();
+        // Colours by first appearance across the figure: distinct series get
+        // distinct colours, and a series keeps its colour in every panel.
+        let mut slots: Vec<String> = Vec::new();
         for (pi, spec) in p.panels.iter().enumerate() {
             let panel_name = spec.letter.clone().unwrap_or_else(|| format!("{}", pi + 1));
             let mut series: Vec<Series> = Vec::new();
@@ -282,13 +287,20 @@ impl Stage for FigureStage {
                         let s = match series.iter_mut().find(|s| s.name == label) {
                             Some(s) => s,
                             None => {
+                                let slot = match slots.iter().position(|k| *k == name) {
+                                    Some(i) => i,
+                                    None => {
+                                        slots.push(name.clone());
+                                        slots.len() - 1
+                                    }
+                                };
                                 series.push(Series {
                                     name: label.clone(),
                                     kind,
                                     x: vec![],
                                     y: vec![],
                                     y_err: cols.err.as_ref().map(|_| vec![]),
-                                    color_key: name.clone(),
+                                    color_key: format!("slot:{slot}"),
                                 });
                                 series.last_mut().expect("just pushed")
                             }
