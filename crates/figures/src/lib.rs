@@ -442,7 +442,9 @@ fn fmt_tick(v: f64, sci: bool) -> String {
         }
     }
     let a = v.abs();
-    if a < 1e-12 {
+    // Round-off next to zero on a linear axis prints as 0; a log axis never
+    // has a zero tick, so 1e-13 there is a real value.
+    if v == 0.0 || (!sci && a < 1e-12) {
         "0".into()
     } else if !sci && (1e-3..1e4).contains(&a) {
         trim(&format!("{v:.4}"))
@@ -918,6 +920,9 @@ mod tests {
         assert_eq!(fmt_tick(10.0, false), "10");
         assert_eq!(fmt_tick(10.0, true), "1e1");
         assert_eq!(fmt_tick(0.0, false), "0");
+        // Real values on a log axis, however small, are never shown as 0.
+        assert_eq!(fmt_tick(1e-13, true), "1e-13");
+        assert_eq!(fmt_tick(3e-17, false), "0");
     }
 
     #[test]
