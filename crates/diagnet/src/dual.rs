@@ -27,7 +27,7 @@
 
 use crate::data::dot;
 use crate::error::{
-    check_all_finite, check_finite, check_len, checked_size, out_of_range, DiagnetError,
+    check_all_finite, check_finite, check_len, check_nd, checked_size, out_of_range, DiagnetError,
 };
 use crate::kernels::{matvec, vecmat};
 use faer::linalg::matmul::triangular::{matmul as tri_matmul, BlockStructure};
@@ -103,13 +103,7 @@ pub fn implicit_bias_solve(
     max_iter: u32,
 ) -> Result<DualSolution, DiagnetError> {
     let start = Instant::now();
-    if n == 0 || d == 0 {
-        return Err(DiagnetError::InvalidSize {
-            name: if n == 0 { "n" } else { "d" },
-            value: 0,
-            reason: "need at least one sample and one coordinate".into(),
-        });
-    }
+    check_nd(n, d)?;
     check_len("x", x.len(), checked_size(n, d)?)?;
     check_len("y", y.len(), n)?;
     check_len("c_ft", c_ft.len(), d)?;

@@ -151,3 +151,27 @@ pub(crate) fn checked_size(n: usize, d: usize) -> Result<usize, DiagnetError> {
         reason: format!("{n} x {d} overflows usize"),
     })
 }
+
+/// The input dimension must be at least 1.
+pub(crate) fn check_d(d: usize) -> Result<(), DiagnetError> {
+    if d == 0 {
+        return Err(DiagnetError::InvalidSize {
+            name: "d",
+            value: 0,
+            reason: "the input dimension must be at least 1".into(),
+        });
+    }
+    Ok(())
+}
+
+/// A training problem needs at least one sample and one coordinate.
+pub(crate) fn check_nd(n: usize, d: usize) -> Result<(), DiagnetError> {
+    if n == 0 || d == 0 {
+        return Err(DiagnetError::InvalidSize {
+            name: if n == 0 { "n" } else { "d" },
+            value: 0,
+            reason: "need at least one sample and one coordinate".into(),
+        });
+    }
+    Ok(())
+}

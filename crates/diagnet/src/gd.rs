@@ -34,7 +34,7 @@
 //! suggests a smaller one.
 
 use crate::error::{
-    check_all_finite, check_finite, check_len, checked_size, out_of_range, DiagnetError,
+    check_all_finite, check_finite, check_len, check_nd, checked_size, out_of_range, DiagnetError,
 };
 use crate::kernels;
 use crate::weights::Weights;
@@ -331,13 +331,7 @@ pub fn train(
     cfg: &GdConfig,
 ) -> Result<GdResult, DiagnetError> {
     validate_cfg(cfg)?;
-    if n == 0 || d == 0 {
-        return Err(DiagnetError::InvalidSize {
-            name: if n == 0 { "n" } else { "d" },
-            value: 0,
-            reason: "need at least one sample and one coordinate".into(),
-        });
-    }
+    check_nd(n, d)?;
     check_len("x", x.len(), checked_size(n, d)?)?;
     check_len("y", y.len(), n)?;
     init.validate(d)?;

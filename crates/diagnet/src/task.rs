@@ -8,7 +8,7 @@
 //! percent near the transition at `d = 5000` (cf. reference/README.md on how
 //! much a 1% change of the group fractions moves the fixed point).
 
-use crate::error::{check_finite, out_of_range, DiagnetError};
+use crate::error::{check_d, check_finite, out_of_range, DiagnetError};
 use ptft_theory::{TheoryError, TwoTask};
 use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
@@ -62,17 +62,6 @@ impl TaskSample {
     pub fn count(&self, g: Group) -> usize {
         self.group.iter().filter(|&&x| x == g).count()
     }
-}
-
-fn check_d(d: usize) -> Result<(), DiagnetError> {
-    if d == 0 {
-        return Err(DiagnetError::InvalidSize {
-            name: "d",
-            value: 0,
-            reason: "the input dimension must be at least 1".into(),
-        });
-    }
-    Ok(())
 }
 
 /// `round(x)` as a count, for `x` already known finite and in `[0, d]`.

@@ -8,7 +8,9 @@
 //! written down from `(beta_pt, c, lambda)` without training, and why
 //! fine-tuning depends on pretraining only through `c_ft`.
 
-use crate::error::{check_all_finite, check_finite, check_len, out_of_range, DiagnetError};
+use crate::error::{
+    check_all_finite, check_d, check_finite, check_len, out_of_range, DiagnetError,
+};
 use serde::Serialize;
 
 /// The four weight vectors of a diagonal linear network (length `d` each).
@@ -73,17 +75,6 @@ impl Weights {
         check_all_finite("weights.v_minus", &self.v_minus)?;
         Ok(())
     }
-}
-
-fn check_d(d: usize) -> Result<(), DiagnetError> {
-    if d == 0 {
-        return Err(DiagnetError::InvalidSize {
-            name: "d",
-            value: 0,
-            reason: "the input dimension must be at least 1".into(),
-        });
-    }
-    Ok(())
 }
 
 /// Symmetric initialisation of THEORY §2: `w± = sqrt((c + lambda)/2)`,

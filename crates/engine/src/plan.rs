@@ -366,6 +366,29 @@ pub fn plan(
                 .collect()
         };
         let bound = |s: &&crate::stage::InputSlot| spec.inputs.contains_key(s.name);
+        // The upstream instances whose coordinates agree with a partial
+        // instance's; none is an error (a sweep value with nothing to join).
+        let matching = |ups: &[usize],
+                        instances: &[Instance],
+                        p: &Partial,
+                        slot: &str|
+         -> Result<Vec<usize>, EngineError> {
+            let m: Vec<usize> = ups
+                .iter()
+                .copied()
+                .filter(|&u| coords_agree(&instances[u].coords, &p.coords))
+                .collect();
+            if m.is_empty() {
+                return Err(input_err(
+                    format!("stage `{}`, field `inputs.{slot}`", spec.id),
+                    format!(
+                        "no upstream instance matches the coordinates [{}] (inputs are joined on the sweep parameters they share)",
+                        point_label(&p.coords)
+                    ),
+                ));
+            }
+            Ok(m)
+        };
         for slot in stage
             .slots()
             .iter()
@@ -375,20 +398,7 @@ pub fn plan(
             let ups = upstream_of(slot.name);
             let mut next = Vec::new();
             for p in &partials {
-                let matches: Vec<usize> = ups
-                    .iter()
-                    .copied()
-                    .filter(|&u| coords_agree(&instances[u].coords, &p.coords))
-                    .collect();
-                if matches.is_empty() {
-                    return Err(input_err(
-                        format!("stage `{}`, field `inputs.{}`", spec.id, slot.name),
-                        format!(
-                            "no upstream instance matches the coordinates [{}] (inputs are joined on the sweep parameters they share)",
-                            point_label(&p.coords)
-                        ),
-                    ));
-                }
+                let matches = matching(&ups, &instances, p, slot.name)?;
                 let before = next.len();
                 for u in matches {
                     let mut q = p.clone();
@@ -422,20 +432,7 @@ pub fn plan(
         {
             let ups = upstream_of(slot.name);
             for p in &mut partials {
-                let matches: Vec<usize> = ups
-                    .iter()
-                    .copied()
-                    .filter(|&u| coords_agree(&instances[u].coords, &p.coords))
-                    .collect();
-                if matches.is_empty() {
-                    return Err(input_err(
-                        format!("stage `{}`, field `inputs.{}`", spec.id, slot.name),
-                        format!(
-                            "no upstream instance matches the coordinates [{}]",
-                            point_label(&p.coords)
-                        ),
-                    ));
-                }
+                let matches = matching(&ups, &instances, p, slot.name)?;
                 p.inputs.insert(slot.name.to_string(), matches);
             }
         }
