@@ -3,55 +3,16 @@
 //! determinism, and bad input (exit 2, a message naming file, field and
 //! valid range, nothing written).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::Sandbox;
 
 use serde_json::Value;
 
 const QUICKSTART: &str = include_str!("../workflows/quickstart.json");
-
-struct Sandbox {
-    dir: tempfile::TempDir,
-}
-
-impl Sandbox {
-    fn new() -> Self {
-        Sandbox {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn store(&self) -> PathBuf {
-        self.dir.path().join("store")
-    }
-
-    fn write(&self, name: &str, text: &str) -> PathBuf {
-        let p = self.dir.path().join(name);
-        std::fs::write(&p, text).unwrap();
-        p
-    }
-
-    fn ptft(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_ptft"))
-            .args(args)
-            .arg("--store")
-            .arg(self.store())
-            .current_dir(self.dir.path())
-            .env_remove("PTFT_STORE")
-            .output()
-            .unwrap()
-    }
-
-    fn ok_json(&self, args: &[&str]) -> Value {
-        let out = self.ptft(args);
-        assert!(
-            out.status.success(),
-            "ptft {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-}
 
 fn will_run(plan: &Value) -> Vec<(String, String)> {
     plan["stages"]
@@ -534,4 +495,51 @@ fn every_shipped_workflow_plans() {
         n += 1;
     }
     assert!(n >= 6, "only {n} workflows found");
+}
+
+/// `paper.json` is every figure workflow at once: the same stages, byte
+/// for byte as JSON values, so its artifacts are theirs (same keys) and it
+/// cannot drift from them; and the quickstart stays a small slice.
+#[test]
+fn paper_json_is_exactly_the_union_of_the_figure_workflows() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../workflows");
+    let load = |name: &str| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(format!("{root}/{name}.json")).unwrap())
+            .unwrap()
+    };
+    let paper = load("paper");
+    let mut expected: Vec<Value> = Vec::new();
+    for part in [
+        "fig2_phase_portrait",
+        "fig3",
+        "fig5_regimes",
+        "exp4_single_task",
+    ] {
+        let w = load(part);
+        for (k, v) in w["vars"].as_object().into_iter().flatten() {
+            assert_eq!(
+                &paper["vars"][k], v,
+                "{part}.json var `{k}` differs in paper.json"
+            );
+        }
+        expected.extend(w["stages"].as_array().unwrap().iter().cloned());
+    }
+    assert_eq!(paper["stages"].as_array().unwrap(), &expected);
+
+    let sb = Sandbox::new();
+    let plan = |name: &str| -> usize {
+        let out = sb.ptft(&["plan", &format!("{root}/{name}.json"), "--json"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["stages"].as_array().unwrap().len()
+    };
+    let (quick, whole) = (plan("quickstart"), plan("paper"));
+    assert!(
+        quick <= 20 && whole > 100 * quick,
+        "quickstart {quick} vs paper {whole} instances"
+    );
 }

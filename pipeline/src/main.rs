@@ -6,6 +6,7 @@
 //! environment error.
 
 mod bench;
+mod explain;
 mod show;
 
 use std::path::{Path, PathBuf};
@@ -58,6 +59,26 @@ enum Command {
         #[arg(long)]
         workflow: Option<PathBuf>,
         /// Print the raw provenance JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The full chain behind one plotted number: the curve row it came from
+    /// and every upstream artifact with params, seeds, versions and hashes.
+    Explain {
+        /// A figure instance (e.g. `fig3`), key or artifact hash (prefix).
+        figure: String,
+        /// The series as its legend names it, e.g. "c=0.001, omega=1 (empirical)".
+        #[arg(long)]
+        series: String,
+        /// The x value (the nearest plotted point is explained).
+        #[arg(long)]
+        x: f64,
+        /// Only this panel (letter), when the series appears in several.
+        #[arg(long)]
+        panel: Option<String>,
+        /// Resolve the figure within this workflow (otherwise the newest matching entry).
+        #[arg(long)]
+        workflow: Option<PathBuf>,
         #[arg(long)]
         json: bool,
     },
@@ -272,6 +293,33 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Explain {
+            figure,
+            series,
+            x,
+            panel,
+            workflow,
+            json,
+        } => {
+            if !x.is_finite() {
+                return Err(bad(format!("--x must be a finite number (got {x})")));
+            }
+            let store = Store::open_existing(&cli.store).map_err(|e| bad(e.to_string()))?;
+            let hash = show::resolve(&store, &figure, workflow.as_deref())?;
+            let artifact = store.read(&hash)?;
+            let query = explain::Query {
+                series: &series,
+                x,
+                panel: panel.as_deref(),
+            };
+            let e = explain::explain(&store, &artifact, &query)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&e)?);
+            } else {
+                print!("{}", explain::render(&e));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Export {
             reference,
             workflow,
@@ -331,7 +379,14 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             let plan = load_plan(&workflow, Some(&store))?;
             let dir = out.join(&plan.workflow.name);
             let mut written = 0;
-            for inst in plan.instances.iter().filter(|i| i.kind == "figure") {
+            // Every kind that renders an image (its PNG and SVG live in the
+            // artifact's provenance notes).
+            const RENDERING: [&str; 2] = ["figure", "heatmap_figure"];
+            for inst in plan
+                .instances
+                .iter()
+                .filter(|i| RENDERING.contains(&i.kind.as_str()))
+            {
                 let Status::Cached { artifact } = &inst.status else {
                     eprintln!(
                         "{}: not computed yet; run `ptft run {}`",

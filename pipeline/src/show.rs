@@ -17,14 +17,14 @@ pub fn resolve(store: &Store, reference: &str, workflow: Option<&Path>) -> Resul
         let plan = load_plan(file, Some(store))?;
         let found = plan.find(reference);
         return match found.as_slice() {
+            // An artifact hash (prefix) needs no workflow, so accept it too.
+            [] if store.resolve_hash_prefix(reference).is_ok() => {
+                Ok(store.resolve_hash_prefix(reference)?)
+            }
             [] => Err(bad_input(format!(
-                "{}: no stage or instance `{reference}`; instances: {}",
+                "{}: no stage, instance or artifact `{reference}`; instances: {}",
                 file.display(),
-                plan.instances
-                    .iter()
-                    .map(|i| i.label.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                abbreviated(plan.instances.iter().map(|i| i.label.as_str()))
             ))),
             [one] => match &one.status {
                 Status::Cached { artifact } => Ok(artifact.clone()),
@@ -39,10 +39,7 @@ pub fn resolve(store: &Store, reference: &str, workflow: Option<&Path>) -> Resul
                 "{}: `{reference}` is a sweep with {} instances; name one of: {}",
                 file.display(),
                 many.len(),
-                many.iter()
-                    .map(|i| i.label.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                abbreviated(many.iter().map(|i| i.label.as_str()))
             ))),
         };
     }
@@ -58,6 +55,21 @@ pub fn resolve(store: &Store, reference: &str, workflow: Option<&Path>) -> Resul
             store.root().display()
         ))),
     }
+}
+
+/// The first few names and how many more: a paper-sized workflow has
+/// thousands of instances, too many for one error message.
+fn abbreviated<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    const SHOWN: usize = 12;
+    let names: Vec<&str> = names.collect();
+    let mut out = names[..names.len().min(SHOWN)].join(", ");
+    if names.len() > SHOWN {
+        out.push_str(&format!(
+            ", ... ({} more; `ptft plan FILE` lists them all)",
+            names.len() - SHOWN
+        ));
+    }
+    out
 }
 
 /// Multi-line, human-readable provenance.

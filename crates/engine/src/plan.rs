@@ -9,7 +9,7 @@
 //! runs, and `ptft plan` is exact. The artifact hashes of the inputs are
 //! recorded in provenance when the instance runs.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
@@ -424,16 +424,83 @@ pub fn plan(
             }
             partials = next;
         }
-        for slot in stage
+        let many_slots: Vec<&str> = stage
             .slots()
             .iter()
             .filter(|s| s.arity == Arity::Many)
             .filter(bound)
-        {
-            let ups = upstream_of(slot.name);
-            for p in &mut partials {
-                let matches = matching(&ups, &instances, p, slot.name)?;
-                p.inputs.insert(slot.name.to_string(), matches);
+            .map(|s| s.name)
+            .collect();
+        if let Some(gather) = &spec.gather {
+            if many_slots.is_empty() {
+                return Err(input_err(
+                    format!("stage `{}`, field `gather`", spec.id),
+                    format!(
+                        "`gather` needs a many-input (one that aggregates a sweep); kind `{}` has none bound",
+                        spec.kind
+                    ),
+                ));
+            }
+            if gather.is_empty() || gather.iter().any(String::is_empty) {
+                return Err(input_err(
+                    format!("stage `{}`, field `gather`", spec.id),
+                    "`gather` lists the coordinates to aggregate over, e.g. [\"seed\", \"alpha\"]; it must be non-empty".into(),
+                ));
+            }
+        }
+        for slot in &many_slots {
+            let ups = upstream_of(slot);
+            let mut next = Vec::new();
+            for mut p in partials {
+                let matches = matching(&ups, &instances, &p, slot)?;
+                let Some(gather) = &spec.gather else {
+                    p.inputs.insert(slot.to_string(), matches);
+                    next.push(p);
+                    continue;
+                };
+                // One group per distinct value of the upstream coordinates
+                // that are not gathered (first-appearance order, so
+                // instances follow the upstream's sweep order).
+                let mut groups: Vec<(SweepPoint, Vec<usize>)> = Vec::new();
+                for u in matches {
+                    let rest: SweepPoint = instances[u]
+                        .coords
+                        .iter()
+                        .filter(|(k, _)| !gather.contains(k))
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect();
+                    match groups.iter_mut().find(|(g, _)| *g == rest) {
+                        Some((_, v)) => v.push(u),
+                        None => groups.push((rest, vec![u])),
+                    }
+                }
+                for (rest, members) in groups {
+                    let mut q = p.clone();
+                    q.coords.extend(rest);
+                    q.inputs.insert(slot.to_string(), members);
+                    next.push(q);
+                }
+            }
+            partials = next;
+        }
+        if let Some(gather) = &spec.gather {
+            let seen: BTreeSet<&String> = partials
+                .iter()
+                .flat_map(|p| &p.inputs)
+                .flat_map(|(_, us)| us)
+                .flat_map(|&u| instances[u].coords.keys())
+                .collect();
+            if let Some(missing) = gather.iter().find(|g| !seen.contains(g)) {
+                return Err(input_err(
+                    format!("stage `{}`, field `gather`", spec.id),
+                    format!(
+                        "no input has a sweep coordinate `{missing}`; coordinates available: {}",
+                        seen.iter()
+                            .map(|s| s.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
             }
         }
 

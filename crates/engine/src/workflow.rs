@@ -18,6 +18,14 @@
 //! paper's design) is one stage. Each grid point becomes one stage
 //! instance, labelled `id[param=value,...]`; a downstream input that names
 //! the stage receives every instance.
+//!
+//! Top-level `vars` name values used in several places: a param or sweep
+//! value written `"$d"` is replaced by `vars.d` (so `d` is one edit away
+//! from 5000 in every stage that uses it).
+//!
+//! An aggregating stage may say what it `gather`s: `"gather": ["seed",
+//! "alpha"]` on an `empirical_curve` makes one curve per configuration of
+//! its upstream (every other coordinate), each over all seeds and alphas.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -42,6 +50,8 @@ pub struct Workflow {
 struct WorkflowFile {
     name: Option<String>,
     description: Option<String>,
+    #[serde(default)]
+    vars: Map<String, Value>,
     stages: Vec<StageSpec>,
 }
 
@@ -60,6 +70,12 @@ pub struct StageSpec {
     pub inputs: BTreeMap<String, InputRef>,
     #[serde(default)]
     pub sweep: Option<Value>,
+    /// For a stage with a many-arity input: the coordinates it aggregates
+    /// over (e.g. `["seed", "alpha"]`). The stage then runs once per
+    /// distinct value of the upstream's *other* coordinates — one
+    /// empirical curve per configuration — instead of once for all inputs.
+    #[serde(default)]
+    pub gather: Option<Vec<String>>,
 }
 
 /// What an input slot refers to.
@@ -93,11 +109,12 @@ impl Workflow {
     /// Shape-checks workflow text; `path` is used for messages and the
     /// default name.
     pub fn parse(text: &str, path: &Path) -> Result<Workflow, EngineError> {
-        let file: WorkflowFile = serde_json::from_str(text).map_err(|e| EngineError::Input {
-            file: path.to_path_buf(),
-            location: format!("line {}, column {}", e.line(), e.column()),
-            message: explain_json_error(&e),
-        })?;
+        let mut file: WorkflowFile =
+            serde_json::from_str(text).map_err(|e| EngineError::Input {
+                file: path.to_path_buf(),
+                location: format!("line {}, column {}", e.line(), e.column()),
+                message: explain_json_error(&e),
+            })?;
         let name = match file.name {
             Some(n) => n,
             None => path
@@ -119,6 +136,20 @@ impl Workflow {
                 location: "field `stages`".into(),
                 message: "a workflow needs at least one stage".into(),
             });
+        }
+        for stage in &mut file.stages {
+            let at = |field: &str| EngineError::Input {
+                file: path.to_path_buf(),
+                location: format!("stage `{}`, field `{field}`", stage.id),
+                message: String::new(),
+            };
+            for (k, v) in stage.params.iter_mut() {
+                substitute(v, &file.vars)
+                    .map_err(|m| with_message(at(&format!("params.{k}")), m))?;
+            }
+            if let Some(sweep) = &mut stage.sweep {
+                substitute(sweep, &file.vars).map_err(|m| with_message(at("sweep"), m))?;
+            }
         }
         Ok(Workflow {
             name,
@@ -144,13 +175,48 @@ fn explain_json_error(e: &serde_json::Error) -> String {
         None => detail,
     };
     let hint = if detail.contains("unknown field") {
-        " (top-level fields: name, description, stages; stage fields: id, kind, description, params, inputs, sweep)"
+        " (top-level fields: name, description, vars, stages; stage fields: id, kind, description, params, inputs, sweep, gather)"
     } else if detail.contains("number out of range") {
         " (numbers must be finite; JSON has no NaN or Infinity)"
     } else {
         ""
     };
     format!("{what}: {detail}{hint}")
+}
+
+fn with_message(e: EngineError, message: String) -> EngineError {
+    match e {
+        EngineError::Input { file, location, .. } => EngineError::Input {
+            file,
+            location,
+            message,
+        },
+        other => other,
+    }
+}
+
+/// Replaces every string `"$name"` inside `v` by the workflow variable
+/// `name`. Done at parse time, so keys see only resolved values: writing
+/// `"d": "$d"` or `"d": 1000` gives the same artifact.
+fn substitute(v: &mut Value, vars: &Map<String, Value>) -> Result<(), String> {
+    match v {
+        Value::String(s) => {
+            if let Some(name) = s.strip_prefix('$') {
+                let Some(value) = vars.get(name) else {
+                    let known: Vec<&str> = vars.keys().map(String::as_str).collect();
+                    return Err(format!(
+                        "`{s}` refers to the workflow variable `{name}`, which is not defined in `vars` (defined: {})",
+                        if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                    ));
+                };
+                *v = value.clone();
+            }
+            Ok(())
+        }
+        Value::Array(items) => items.iter_mut().try_for_each(|x| substitute(x, vars)),
+        Value::Object(map) => map.values_mut().try_for_each(|x| substitute(x, vars)),
+        _ => Ok(()),
+    }
 }
 
 /// One point of a sweep: param name → value, in a stable order.

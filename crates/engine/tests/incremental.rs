@@ -428,3 +428,92 @@ fn mapped_inputs_join_on_shared_coordinates() {
         vec![24.0]
     );
 }
+
+/// `gather` makes one aggregate per configuration: the gathered coordinate
+/// is summed over, every other coordinate splits the instances.
+#[test]
+fn gather_aggregates_over_named_coordinates_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let reg = registry(1);
+    let wf = r#"{"stages": [
+      {"id": "a", "kind": "source", "sweep": {"value": [1, 2, 3], "n": [2, 3]}},
+      {"id": "t", "kind": "sum", "inputs": {"parts": "a"}, "gather": ["value"]}
+    ]}"#;
+    let p = plan_text(wf, &reg, &store);
+    let labels: Vec<&str> = p
+        .instances
+        .iter()
+        .filter(|i| i.stage == "t")
+        .map(|i| i.label.as_str())
+        .collect();
+    assert_eq!(labels, vec!["t[n=2]", "t[n=3]"]);
+    let r = run(&p, &reg, &store, &opts()).unwrap();
+    let total = |label: &str| {
+        let i = r.instances.iter().find(|i| i.instance == label).unwrap();
+        values(&store.read(i.artifact.as_ref().unwrap()).unwrap().batch)
+    };
+    // sum over v of v * (0 + 1 + ... + n-1)
+    assert_eq!(total("t[n=2]"), vec![6.0]);
+    assert_eq!(total("t[n=3]"), vec![18.0]);
+
+    for (bad, needle) in [
+        (
+            r#"{"stages": [{"id": "a", "kind": "source", "params": {"n": 1}, "sweep": {"value": [1, 2]}},
+                {"id": "t", "kind": "sum", "inputs": {"parts": "a"}, "gather": ["seed"]}]}"#,
+            "no input has a sweep coordinate `seed`",
+        ),
+        (
+            r#"{"stages": [{"id": "a", "kind": "source", "params": {"n": 1}, "sweep": {"value": [1, 2]}},
+                {"id": "t", "kind": "double", "inputs": {"x": "a"}, "gather": ["value"]}]}"#,
+            "`gather` needs a many-input",
+        ),
+    ] {
+        let msg = input_error_with(bad, &reg);
+        assert!(msg.contains(needle), "{msg}");
+        assert!(msg.contains("field `gather`"), "{msg}");
+    }
+}
+
+fn input_error_with(text: &str, reg: &Registry) -> String {
+    let wf = Workflow::parse(text, Path::new("toy.json")).unwrap();
+    match plan(&wf, reg, None) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("expected an input error for {text}"),
+    }
+}
+
+/// `vars` are substituted before planning: the key does not depend on the
+/// spelling, and an undefined variable is an input error naming the field.
+#[test]
+fn workflow_vars_resolve_to_the_same_keys_as_literals() {
+    let reg = registry(1);
+    let keys = |text: &str| -> Vec<String> {
+        let wf = Workflow::parse(text, Path::new("toy.json")).unwrap();
+        plan(&wf, &reg, None)
+            .unwrap()
+            .instances
+            .iter()
+            .map(|i| i.key.clone())
+            .collect()
+    };
+    let with_vars = keys(
+        r#"{"vars": {"n": 3, "values": [1, 2]}, "stages": [
+          {"id": "a", "kind": "source", "params": {"n": "$n"}, "sweep": {"value": "$values"}}]}"#,
+    );
+    let literal = keys(
+        r#"{"stages": [{"id": "a", "kind": "source", "params": {"n": 3}, "sweep": {"value": [1, 2]}}]}"#,
+    );
+    assert_eq!(with_vars, literal);
+    assert_eq!(with_vars.len(), 2);
+    let err = Workflow::parse(
+        r#"{"vars": {"n": 3}, "stages": [{"id": "a", "kind": "source", "params": {"n": "$m"}}]}"#,
+        Path::new("toy.json"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("params.n") && err.contains("`m`") && err.contains("defined: n"),
+        "{err}"
+    );
+}

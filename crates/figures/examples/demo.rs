@@ -1,7 +1,9 @@
 //! Writes /tmp/ptft-demo.png, /tmp/ptft-demo.svg and /tmp/ptft-demo-heatmap.png
 //! from synthetic data, for eyeballing the styling.
 
-use ptft_figures::{render_figure, render_heatmaps, Figure, Heatmap, Panel, Series, SeriesKind};
+use ptft_figures::{
+    render_figure, render_heatmaps, Figure, Heatmap, LineStyle, Panel, Series, SeriesKind,
+};
 
 fn logspace(a: f64, b: f64, n: usize) -> Vec<f64> {
     (0..n)
@@ -26,6 +28,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             y: y.clone(),
             y_err: None,
             color_key: key.clone(),
+            style: LineStyle::Solid,
+            in_legend: true,
         });
         let xs = logspace(1.0, 4.0, 7);
         let ys: Vec<f64> = xs
@@ -43,6 +47,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             y: ys,
             y_err: Some(es),
             color_key: key.clone(),
+            style: LineStyle::Solid,
+            in_legend: true,
         });
         let om: Vec<f64> = (0..=20).map(|i| i as f64 / 20.0).collect();
         let yb: Vec<f64> = om
@@ -56,6 +62,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             y: yb,
             y_err: None,
             color_key: key,
+            style: LineStyle::Dashed,
+            in_legend: true,
         });
     }
     let fig = Figure {
@@ -70,6 +78,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 log_y: true,
                 series: a,
                 legend_title: Some("init scale".into()),
+                note: Some("points: mean ± 1 SE".into()),
             },
             Panel {
                 letter: Some("b".into()),
@@ -80,6 +89,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 log_y: true,
                 series: b,
                 legend_title: None,
+                note: None,
             },
         ],
         columns: 2,

@@ -13,6 +13,7 @@ use std::sync::OnceLock;
 
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::coord::Shift;
+use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 use plotters::style::{register_font, text_anchor, FontStyle, RGBColor};
 use serde::{Deserialize, Serialize};
@@ -30,10 +31,36 @@ pub enum SeriesKind {
     Points,
 }
 
+/// Dash pattern of a series' line (and of its legend sample).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum LineStyle {
+    #[default]
+    Solid,
+    /// Long dashes (8 px on, 5 px off).
+    Dashed,
+    /// Short dashes that read as dots (2 px on, 4 px off).
+    Dotted,
+}
+
+impl LineStyle {
+    /// `(dash, gap)` lengths in pixels, `None` for a solid line.
+    fn dash_pattern(self) -> Option<(i32, i32)> {
+        match self {
+            LineStyle::Solid => None,
+            LineStyle::Dashed => Some((8, 5)),
+            LineStyle::Dotted => Some((2, 4)),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
 /// One data series of a [`Panel`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Series {
-    /// Legend entry.
+    /// Legend label. An empty name gets no legend entry.
     pub name: String,
     pub kind: SeriesKind,
     pub x: Vec<f64>,
@@ -44,6 +71,17 @@ pub struct Series {
     /// Series with the same key get the same colour ([`colour_for`]) in every
     /// panel and figure. An empty key falls back to `name`.
     pub color_key: String,
+    /// Dash pattern of the line of a `Line` series. `Points` series keep
+    /// their markers and error bars; for them the style only shapes the
+    /// legend sample (a line in this style through a marker), so one legend
+    /// entry can stand for a theory line and its points of the same colour.
+    /// Absent in serialised data: `Solid`.
+    #[serde(default)]
+    pub style: LineStyle,
+    /// Whether the series gets a legend entry; it is drawn either way.
+    /// Absent in serialised data: `true`.
+    #[serde(default = "default_true")]
+    pub in_legend: bool,
 }
 
 /// One plot of a [`Figure`].
@@ -59,16 +97,30 @@ pub struct Panel {
     pub series: Vec<Series>,
     /// Drawn as the first, unmarked line of the legend.
     pub legend_title: Option<String>,
+    /// A short remark (e.g. "points: empirical mean ± 1 SE") drawn in a small
+    /// font at the bottom of the legend column, wrapped to its width.
+    /// Absent in serialised data: `None`.
+    #[serde(default)]
+    pub note: Option<String>,
 }
 
 /// A grid of panels, filled row by row.
+///
+/// Each panel's legend sits in a column to the right of its plot, outside
+/// the axes, so it never covers a curve. All panels of a figure share one
+/// legend-column width: that of the widest legend (title, labels, and the
+/// note up to 200 px of text), clamped to 110..=320 px, and zero when no
+/// panel has a legend entry or note. Longer labels are cut with "…". The
+/// rendered figure is therefore `columns × (panel_width + legend width)`
+/// pixels wide (see [`Rendered::width`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Figure {
     pub title: Option<String>,
     pub panels: Vec<Panel>,
     /// Number of grid columns (at least 1); rows follow from the panel count.
     pub columns: usize,
-    /// Size of one panel in pixels.
+    /// Size in pixels of one panel's plot: caption, axes, tick labels and
+    /// plotting area, *without* its legend column (at least 100×100).
     pub panel_width: u32,
     pub panel_height: u32,
 }
@@ -392,39 +444,6 @@ fn panel_ranges(p: &Panel) -> (Range<f64>, Range<f64>) {
     (xr, yr)
 }
 
-/// The legend corner with the fewest data points near it.
-fn legend_corner(p: &Panel, xr: &Range<f64>, yr: &Range<f64>) -> SeriesLabelPosition {
-    let norm = |v: f64, r: &Range<f64>, log: bool| {
-        if log {
-            (v.log10() - r.start.log10()) / (r.end.log10() - r.start.log10())
-        } else {
-            (v - r.start) / (r.end - r.start)
-        }
-    };
-    // (position, x on the right?, y at the top?)
-    let corners = [
-        (SeriesLabelPosition::UpperRight, true, true),
-        (SeriesLabelPosition::UpperLeft, false, true),
-        (SeriesLabelPosition::LowerRight, true, false),
-        (SeriesLabelPosition::LowerLeft, false, false),
-    ];
-    let mut counts = [0usize; 4];
-    for s in &p.series {
-        for (&x, &y) in s.x.iter().zip(&s.y) {
-            let (u, v) = (norm(x, xr, p.log_x), norm(y, yr, p.log_y));
-            for (c, &(_, right, top)) in counts.iter_mut().zip(&corners) {
-                let in_x = if right { u > 0.5 } else { u < 0.5 };
-                let in_y = if top { v > 0.55 } else { v < 0.45 };
-                if in_x && in_y {
-                    *c += 1;
-                }
-            }
-        }
-    }
-    let best = (0..4).min_by_key(|&i| counts[i]).unwrap_or(0);
-    corners[best].0.clone()
-}
-
 /// Whether a log axis should label all its ticks in scientific notation
 /// (so one axis does not mix `1000` and `1e4`).
 fn sci_axis(r: &Range<f64>, log: bool) -> bool {
@@ -461,25 +480,225 @@ fn fmt_tick(v: f64, sci: bool) -> String {
 // Line / point figures
 
 const TITLE_HEIGHT: u32 = 40;
+/// Largest line/point figure in pixels (its RGB buffer is 3 bytes a pixel).
+const MAX_PIXELS: u64 = 1 << 28;
 
-fn figure_size(f: &Figure) -> (u32, u32) {
-    let rows = f.panels.len().div_ceil(f.columns) as u32;
-    let cols = f.columns.min(f.panels.len()) as u32;
-    let title = if f.title.is_some() { TITLE_HEIGHT } else { 0 };
-    (cols * f.panel_width, rows * f.panel_height + title)
+// Legend column geometry, in pixels.
+const LEGEND_FONT: f64 = 13.0;
+const NOTE_FONT: f64 = 11.0;
+const LEGEND_MIN_WIDTH: u32 = 110;
+const LEGEND_MAX_WIDTH: u32 = 320;
+const LEGEND_PAD_LEFT: u32 = 10;
+const LEGEND_PAD_RIGHT: u32 = 8;
+/// Three full dashes (8 on, 5 off) fit a sample: 8 + 5 + 8 + 5 + 8.
+const SAMPLE_WIDTH: u32 = 34;
+const SAMPLE_GAP: u32 = 7;
+/// Indent of an entry's label: past the line/marker sample.
+const LABEL_INDENT: u32 = LEGEND_PAD_LEFT + SAMPLE_WIDTH + SAMPLE_GAP;
+const LEGEND_ROW: u32 = 18;
+/// Rows shrink (with the font) down to this height when a legend is long.
+const LEGEND_MIN_ROW: u32 = 12;
+const NOTE_ROW: u32 = 14;
+const NOTE_MAX_LINES: usize = 4;
+/// A note widens the legend column up to this text width, then wraps.
+const NOTE_MAX_TEXT: u32 = 200;
+const NOTE_COLOUR: RGBColor = RGBColor(70, 70, 70);
+
+/// Width in pixels of `text` in the embedded font at `size` (or about 7 px a
+/// character at 13 px, should the font fail to measure it).
+fn text_width(text: &str, size: f64) -> u32 {
+    FontDesc::new(FontFamily::SansSerif, size, FontStyle::Normal)
+        .box_size(text)
+        .map(|(w, _)| w)
+        .unwrap_or_else(|_| (text.chars().count() as f64 * 0.54 * size).ceil() as u32)
 }
 
-/// Renders a grid of panels to PNG and SVG.
+/// `text`, cut at the end with "…" to at most `max` pixels wide (empty when
+/// not even "…" fits).
+fn fit_text(text: &str, max: u32, size: f64) -> String {
+    if text_width(text, size) <= max {
+        return text.to_string();
+    }
+    let chars: Vec<char> = text.chars().collect();
+    let cut = |k: usize| {
+        let mut s: String = chars[..k].iter().collect();
+        s.truncate(s.trim_end().len());
+        s.push('…');
+        s
+    };
+    let fits = |k: usize| text_width(&cut(k), size) <= max;
+    if chars.is_empty() || !fits(0) {
+        return String::new();
+    }
+    // Longest prefix that fits (text width grows with the prefix).
+    let (mut lo, mut hi) = (0, chars.len() - 1);
+    while lo < hi {
+        let mid = lo + (hi - lo).div_ceil(2);
+        if fits(mid) {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    cut(lo)
+}
+
+/// Greedy word wrap of `text` into lines at most `max` pixels wide, at most
+/// `max_lines` of them (the last one ending in "…" when text was left out).
+fn wrap_text(text: &str, max: u32, size: f64, max_lines: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    let mut left_out = false;
+    for word in text.split_whitespace() {
+        if cur.is_empty() {
+            cur = word.to_string();
+            continue;
+        }
+        let candidate = format!("{cur} {word}");
+        if text_width(&candidate, size) <= max {
+            cur = candidate;
+        } else {
+            lines.push(std::mem::replace(&mut cur, word.to_string()));
+            if lines.len() == max_lines {
+                left_out = true;
+                cur.clear();
+                break;
+            }
+        }
+    }
+    if !cur.is_empty() {
+        lines.push(cur);
+    }
+    let mut lines: Vec<String> = lines.iter().map(|l| fit_text(l, max, size)).collect();
+    if left_out {
+        if let Some(last) = lines.last_mut() {
+            if !last.ends_with('…') {
+                *last = fit_text(&format!("{last} …"), max, size);
+            }
+        }
+    }
+    lines
+}
+
+/// The colour of a series: of its `color_key`, else of its name.
+fn series_colour(s: &Series) -> RGBColor {
+    colour_for(if s.color_key.is_empty() {
+        &s.name
+    } else {
+        &s.color_key
+    })
+}
+
+/// One legend line: the title (no sample) or a series.
+struct LegendEntry<'a> {
+    label: &'a str,
+    sample: Option<(SeriesKind, LineStyle, RGBColor)>,
+}
+
+fn legend_entries(p: &Panel) -> Vec<LegendEntry<'_>> {
+    let title = p
+        .legend_title
+        .iter()
+        .filter(|t| !t.trim().is_empty())
+        .map(|t| LegendEntry {
+            label: t,
+            sample: None,
+        });
+    let series = p
+        .series
+        .iter()
+        .filter(|s| s.in_legend && !s.name.is_empty())
+        .map(|s| LegendEntry {
+            label: &s.name,
+            sample: Some((s.kind, s.style, series_colour(s))),
+        });
+    title.chain(series).collect()
+}
+
+fn panel_note(p: &Panel) -> Option<&str> {
+    p.note.as_deref().filter(|n| !n.trim().is_empty())
+}
+
+/// Width of the legend column `p` needs: 0 without entries or note, else
+/// within `LEGEND_MIN_WIDTH..=LEGEND_MAX_WIDTH`.
+fn legend_width(p: &Panel) -> u32 {
+    let entries = legend_entries(p);
+    let note = panel_note(p);
+    if entries.is_empty() && note.is_none() {
+        return 0;
+    }
+    let mut content = 0u32;
+    for e in &entries {
+        let indent = if e.sample.is_some() {
+            LABEL_INDENT
+        } else {
+            LEGEND_PAD_LEFT
+        };
+        content = content.max(indent.saturating_add(text_width(e.label, LEGEND_FONT)));
+    }
+    if let Some(n) = note {
+        content = content.max(LEGEND_PAD_LEFT + text_width(n, NOTE_FONT).min(NOTE_MAX_TEXT));
+    }
+    content
+        .saturating_add(LEGEND_PAD_RIGHT)
+        .clamp(LEGEND_MIN_WIDTH, LEGEND_MAX_WIDTH)
+}
+
+/// Pixel layout of a [`Figure`].
+#[derive(Debug, Clone, Copy)]
+struct FigureLayout {
+    rows: usize,
+    cols: usize,
+    /// Width of every panel's legend column.
+    legend_width: u32,
+    width: u32,
+    height: u32,
+}
+
+/// Needs a validated figure (at least one panel and column).
+fn figure_layout(f: &Figure) -> Result<FigureLayout, FigureError> {
+    let rows = f.panels.len().div_ceil(f.columns);
+    let cols = f.columns.min(f.panels.len());
+    let legend_width = f.panels.iter().map(legend_width).max().unwrap_or(0);
+    let title = if f.title.is_some() { TITLE_HEIGHT } else { 0 };
+    let size = (|| {
+        let cell = f.panel_width.checked_add(legend_width)?;
+        let width = u32::try_from(cols).ok()?.checked_mul(cell)?;
+        let height = u32::try_from(rows)
+            .ok()?
+            .checked_mul(f.panel_height)?
+            .checked_add(title)?;
+        (u64::from(width) * u64::from(height) <= MAX_PIXELS).then_some((width, height))
+    })();
+    let (width, height) = size.ok_or_else(|| {
+        FigureError::Layout(format!(
+            "{rows}x{cols} panels of {}x{} px (plus a {legend_width} px legend column) \
+             exceed the {MAX_PIXELS}-pixel limit",
+            f.panel_width, f.panel_height
+        ))
+    })?;
+    Ok(FigureLayout {
+        rows,
+        cols,
+        legend_width,
+        width,
+        height,
+    })
+}
+
+/// Renders a grid of panels to PNG and SVG. Each panel's legend is drawn in
+/// a column right of its plot (see [`Figure`] for the size).
 pub fn render_figure(f: &Figure) -> Result<Rendered, FigureError> {
     validate_figure(f)?;
     ensure_fonts()?;
-    let (width, height) = figure_size(f);
-    render_both(width, height, &FigurePicture(f))
+    let layout = figure_layout(f)?;
+    render_both(layout.width, layout.height, &FigurePicture(f, layout))
 }
 
 fn draw_figure<DB: DrawingBackend>(
     root: DrawingArea<DB, Shift>,
     f: &Figure,
+    layout: FigureLayout,
 ) -> Result<(), FigureError> {
     root.fill(&WHITE).map_err(backend_err)?;
     let body = match &f.title {
@@ -501,19 +720,20 @@ fn draw_figure<DB: DrawingBackend>(
         }
         None => root,
     };
-    let rows = f.panels.len().div_ceil(f.columns);
-    let cols = f.columns.min(f.panels.len());
-    let cells = body.split_evenly((rows, cols));
-    for (p, area) in f.panels.iter().zip(cells.iter()) {
+    let cells = body.split_evenly((layout.rows, layout.cols));
+    for (p, cell) in f.panels.iter().zip(cells.iter()) {
+        let (area, legend) = cell.split_horizontally(f.panel_width);
         let (xr, yr) = panel_ranges(p);
-        let corner = legend_corner(p, &xr, &yr);
         let sci = (sci_axis(&xr, p.log_x), sci_axis(&yr, p.log_y));
-        match (p.log_x, p.log_y) {
-            (false, false) => draw_panel(area, p, xr, yr, sci, corner),
-            (true, false) => draw_panel(area, p, xr.log_scale(), yr, sci, corner),
-            (false, true) => draw_panel(area, p, xr, yr.log_scale(), sci, corner),
-            (true, true) => draw_panel(area, p, xr.log_scale(), yr.log_scale(), sci, corner),
+        let plot_y = match (p.log_x, p.log_y) {
+            (false, false) => draw_panel(&area, p, xr, yr, sci),
+            (true, false) => draw_panel(&area, p, xr.log_scale(), yr, sci),
+            (false, true) => draw_panel(&area, p, xr, yr.log_scale(), sci),
+            (true, true) => draw_panel(&area, p, xr.log_scale(), yr.log_scale(), sci),
         }?;
+        if layout.legend_width > 0 {
+            draw_legend(&legend, p, plot_y)?;
+        }
         if let Some(letter) = &p.letter {
             let font = FontDesc::new(FontFamily::SansSerif, 24.0, FontStyle::Bold);
             area.draw_text(letter, &font.color(&BLACK), (10, 8))
@@ -523,14 +743,15 @@ fn draw_figure<DB: DrawingBackend>(
     Ok(())
 }
 
+/// Draws the axes and series of `p`; returns the vertical pixel range (in
+/// backend coordinates) of its plotting area.
 fn draw_panel<DB, X, Y>(
     area: &DrawingArea<DB, Shift>,
     p: &Panel,
     x_coord: X,
     y_coord: Y,
     sci: (bool, bool),
-    corner: SeriesLabelPosition,
-) -> Result<(), FigureError>
+) -> Result<Range<i32>, FigureError>
 where
     DB: DrawingBackend,
     X: AsRangedCoord<Value = f64>,
@@ -558,30 +779,28 @@ where
         .draw()
         .map_err(backend_err)?;
 
-    if let Some(t) = &p.legend_title {
-        chart
-            .draw_series(std::iter::empty::<EmptyElement<(f64, f64), DB>>())
-            .map_err(backend_err)?
-            .label(t.as_str())
-            .legend(|(x, y)| EmptyElement::at((x, y)));
-    }
-    let mut any_label = p.legend_title.is_some();
     for s in &p.series {
-        let key = if s.color_key.is_empty() {
-            &s.name
-        } else {
-            &s.color_key
-        };
-        let colour = colour_for(key);
+        let colour = series_colour(s);
         let pts: Vec<(f64, f64)> = s.x.iter().copied().zip(s.y.iter().copied()).collect();
-        let anno = match s.kind {
+        match s.kind {
             SeriesKind::Line => {
-                let anno = chart
-                    .draw_series(LineSeries::new(pts, colour.stroke_width(2)))
-                    .map_err(backend_err)?;
-                anno.legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
-                })
+                let stroke = colour.stroke_width(2);
+                match s.style.dash_pattern() {
+                    None => {
+                        chart
+                            .draw_series(LineSeries::new(pts, stroke))
+                            .map_err(backend_err)?;
+                    }
+                    Some((dash, gap)) => {
+                        // Dashes are measured in pixels, so they look the
+                        // same on linear and log axes.
+                        chart
+                            .draw_series(std::iter::once(DashedPathElement::new(
+                                pts, dash, gap, stroke,
+                            )))
+                            .map_err(backend_err)?;
+                    }
+                }
             }
             SeriesKind::Points => {
                 if let Some(err) = &s.y_err {
@@ -592,30 +811,121 @@ where
                         }))
                         .map_err(backend_err)?;
                 }
-                let anno = chart
+                chart
                     .draw_series(
                         pts.iter()
                             .map(|&pt| Circle::new(pt, 4, colour.filled().stroke_width(1))),
                     )
                     .map_err(backend_err)?;
-                anno.legend(move |(x, y)| Circle::new((x + 10, y), 4, colour.filled()))
             }
-        };
-        if !s.name.is_empty() {
-            anno.label(s.name.as_str());
-            any_label = true;
         }
     }
-    if any_label {
-        chart
-            .configure_series_labels()
-            .position(corner)
-            .label_font((FONT, 13))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.4))
-            .margin(8)
-            .draw()
+    Ok(chart.plotting_area().get_pixel_range().1)
+}
+
+/// A legend sample centred vertically on `y`, starting at `x`: a line in the
+/// series' dash pattern, with a marker in the middle for `Points` series.
+fn draw_sample<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    (kind, style, colour): (SeriesKind, LineStyle, RGBColor),
+    x: i32,
+    y: i32,
+) -> Result<(), FigureError> {
+    let pts = vec![(x, y), (x + SAMPLE_WIDTH as i32, y)];
+    let stroke = colour.stroke_width(2);
+    match style.dash_pattern() {
+        None => area.draw(&PathElement::new(pts, stroke)),
+        Some((dash, gap)) => area.draw(&DashedPathElement::new(pts, dash, gap, stroke)),
+    }
+    .map_err(backend_err)?;
+    if kind == SeriesKind::Points {
+        area.draw(&Circle::new(
+            (x + SAMPLE_WIDTH as i32 / 2, y),
+            4,
+            colour.filled().stroke_width(1),
+        ))
+        .map_err(backend_err)?;
+    }
+    Ok(())
+}
+
+/// Draws the legend of `p` into its column `area`: entries from the top of
+/// the plotting area (`plot_y`, backend pixels) down, the note aligned with
+/// its bottom. Entries that do not fit even at the smallest row height are
+/// summarised as "+N more".
+fn draw_legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    p: &Panel,
+    plot_y: Range<i32>,
+) -> Result<(), FigureError> {
+    let width = area.dim_in_pixel().0;
+    let base_y = area.get_base_pixel().1;
+    let (top, bottom) = (plot_y.start - base_y, plot_y.end - base_y);
+    let x0 = LEGEND_PAD_LEFT as i32;
+    let text_max = width.saturating_sub(LEGEND_PAD_LEFT + LEGEND_PAD_RIGHT);
+    let label_max = width.saturating_sub(LABEL_INDENT + LEGEND_PAD_RIGHT);
+    let left = |size: f64, colour: &RGBColor| {
+        FontDesc::new(FontFamily::SansSerif, size, FontStyle::Normal)
+            .color(colour)
+            .pos(text_anchor::Pos::new(
+                text_anchor::HPos::Left,
+                text_anchor::VPos::Center,
+            ))
+    };
+
+    let note_lines = match panel_note(p) {
+        Some(n) => wrap_text(n, text_max, NOTE_FONT, NOTE_MAX_LINES),
+        None => Vec::new(),
+    };
+    let note_h = (note_lines.len() as u32 * NOTE_ROW) as i32;
+    let note_style = left(NOTE_FONT, &NOTE_COLOUR);
+    for (i, line) in note_lines.iter().enumerate() {
+        let y = bottom - note_h + (i as u32 * NOTE_ROW + NOTE_ROW / 2) as i32;
+        area.draw(&Text::new(line.as_str(), (x0, y), note_style.clone()))
             .map_err(backend_err)?;
+    }
+
+    let entries = legend_entries(p);
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let gap = if note_h > 0 { 10 } else { 0 };
+    let avail = u32::try_from(bottom - note_h - gap - top).unwrap_or(0);
+    let n = u32::try_from(entries.len()).unwrap_or(u32::MAX);
+    let row = (avail / n).clamp(LEGEND_MIN_ROW, LEGEND_ROW);
+    let rows = (avail / row) as usize;
+    if rows == 0 {
+        return Ok(());
+    }
+    let shown = if rows >= entries.len() {
+        entries.len()
+    } else {
+        rows - 1
+    };
+    let size = (f64::from(row) - 4.0).clamp(9.0, LEGEND_FONT);
+    let label_style = left(size, &BLACK);
+    let row_y = |i: usize| top + (i as u32 * row + row / 2) as i32;
+    for (i, e) in entries.iter().take(shown).enumerate() {
+        let y = row_y(i);
+        let (x, max) = match e.sample {
+            None => (x0, text_max),
+            Some(sample) => {
+                draw_sample(area, sample, x0, y)?;
+                (LABEL_INDENT as i32, label_max)
+            }
+        };
+        let label = fit_text(e.label, max, size);
+        area.draw(&Text::new(label, (x, y), label_style.clone()))
+            .map_err(backend_err)?;
+    }
+    if shown < entries.len() {
+        let more = fit_text(&format!("+{} more", entries.len() - shown), text_max, size);
+        area.draw(&Text::new(
+            more,
+            (x0, row_y(shown)),
+            left(size, &NOTE_COLOUR),
+        ))
+        .map_err(backend_err)?;
     }
     Ok(())
 }
@@ -838,11 +1148,11 @@ trait Picture {
     fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<(), FigureError>;
 }
 
-struct FigurePicture<'a>(&'a Figure);
+struct FigurePicture<'a>(&'a Figure, FigureLayout);
 
 impl Picture for FigurePicture<'_> {
     fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> Result<(), FigureError> {
-        draw_figure(root, self.0)
+        draw_figure(root, self.0, self.1)
     }
 }
 
@@ -948,6 +1258,66 @@ mod tests {
         assert!((e[1] - 10f64.sqrt()).abs() < 1e-9);
         assert!((e[0] - 0.1f64.sqrt()).abs() < 1e-9);
         assert_eq!(cell_edges(&[0.0, 1.0], false), vec![-0.5, 0.5, 1.5]);
+    }
+
+    #[test]
+    fn text_is_cut_and_wrapped_to_width() {
+        ensure_fonts().unwrap();
+        let w = text_width("lambda=-9.9e-4, omega=0", LEGEND_FONT);
+        // About 7 px a character at the legend font size.
+        assert!((120..200).contains(&w), "{w}");
+        assert_eq!(fit_text("short", 200, LEGEND_FONT), "short");
+        let cut = fit_text("a label far too long for the column", 100, LEGEND_FONT);
+        assert!(cut.ends_with('…') && cut.len() > 3, "{cut:?}");
+        assert!(text_width(&cut, LEGEND_FONT) <= 100);
+        assert_eq!(fit_text("anything", 2, LEGEND_FONT), "");
+        assert_eq!(fit_text("", 0, LEGEND_FONT), "");
+
+        let lines = wrap_text("points: empirical mean ± 1 SE", 100, NOTE_FONT, 4);
+        assert!(lines.len() >= 2, "{lines:?}");
+        assert_eq!(lines.join(" "), "points: empirical mean ± 1 SE");
+        assert!(lines.iter().all(|l| text_width(l, NOTE_FONT) <= 100));
+        let lines = wrap_text(&"word ".repeat(200), 100, NOTE_FONT, 3);
+        assert_eq!(lines.len(), 3);
+        assert!(lines[2].ends_with('…'), "{lines:?}");
+        assert!(wrap_text("   ", 100, NOTE_FONT, 3).is_empty());
+        let lines = wrap_text(&"x".repeat(500), 100, NOTE_FONT, 3);
+        assert_eq!(lines.len(), 1);
+        assert!(lines[0].ends_with('…'));
+    }
+
+    #[test]
+    fn legend_width_is_clamped_and_zero_without_entries() {
+        ensure_fonts().unwrap();
+        let series = |name: &str, in_legend: bool| Series {
+            name: name.into(),
+            kind: SeriesKind::Line,
+            x: vec![1.0],
+            y: vec![1.0],
+            y_err: None,
+            color_key: String::new(),
+            style: LineStyle::Solid,
+            in_legend,
+        };
+        let mut p = Panel {
+            letter: None,
+            title: String::new(),
+            x_label: String::new(),
+            y_label: String::new(),
+            log_x: false,
+            log_y: false,
+            series: vec![series("hidden", false), series("", true)],
+            legend_title: Some(" ".into()),
+            note: Some(String::new()),
+        };
+        assert_eq!(legend_width(&p), 0);
+        p.series.push(series("x", true));
+        assert_eq!(legend_width(&p), LEGEND_MIN_WIDTH);
+        p.series.push(series(&"long ".repeat(100), true));
+        assert_eq!(legend_width(&p), LEGEND_MAX_WIDTH);
+        p.series.truncate(2);
+        p.note = Some("a note".into());
+        assert_eq!(legend_width(&p), LEGEND_MIN_WIDTH);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 use ptft_figures::{
-    colour_for, render_figure, render_heatmaps, Figure, FigureError, Heatmap, Panel, Series,
-    SeriesKind,
+    colour_for, render_figure, render_heatmaps, Figure, FigureError, Heatmap, LineStyle, Panel,
+    Series, SeriesKind,
 };
 
 fn line(name: &str, key: &str, x: Vec<f64>, y: Vec<f64>) -> Series {
@@ -11,6 +11,8 @@ fn line(name: &str, key: &str, x: Vec<f64>, y: Vec<f64>) -> Series {
         y,
         y_err: None,
         color_key: key.into(),
+        style: LineStyle::Solid,
+        in_legend: true,
     }
 }
 
@@ -22,6 +24,8 @@ fn points(name: &str, key: &str, x: Vec<f64>, y: Vec<f64>, err: Vec<f64>) -> Ser
         y,
         y_err: Some(err),
         color_key: key.into(),
+        style: LineStyle::Solid,
+        in_legend: true,
     }
 }
 
@@ -35,6 +39,7 @@ fn panel(letter: &str, title: &str, series: Vec<Series>) -> Panel {
         log_y: true,
         series,
         legend_title: Some("init scale".into()),
+        note: None,
     }
 }
 
@@ -76,6 +81,18 @@ fn two_panel_figure() -> Figure {
     }
 }
 
+/// Width of the legend column of each panel of `fig`, from the rendered width.
+fn legend_width(r: &ptft_figures::Rendered, fig: &Figure) -> u32 {
+    let cols = fig.columns.min(fig.panels.len()) as u32;
+    assert_eq!(
+        r.width % cols,
+        0,
+        "width {} not a multiple of {cols}",
+        r.width
+    );
+    r.width / cols - fig.panel_width
+}
+
 fn decode(png_bytes: &[u8]) -> (u32, u32, Vec<u8>) {
     let dec = png::Decoder::new(std::io::Cursor::new(png_bytes));
     let mut reader = dec.read_info().expect("valid PNG header");
@@ -106,12 +123,15 @@ fn has_colour(rgb: &[u8], c: (u8, u8, u8)) -> bool {
 fn two_panel_figure_renders_png_and_svg() {
     let fig = two_panel_figure();
     let r = render_figure(&fig).expect("renders");
-    assert_eq!((r.width, r.height), (800, 340));
+    // Two 400 px panels, each with the same legend column to its right.
+    let legend = legend_width(&r, &fig);
+    assert!((110..=320).contains(&legend), "legend column {legend} px");
+    assert_eq!(r.height, 340);
     assert!(r
         .png
         .starts_with(&[0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a]));
     let (w, h, rgb) = decode(&r.png);
-    assert_eq!((w, h), (800, 340));
+    assert_eq!((w, h), (r.width, 340));
     let ink = ink_fraction(&rgb);
     assert!(ink > 0.02 && ink < 0.6, "ink fraction {ink}");
     // Series colours really are drawn.
@@ -403,6 +423,7 @@ fn degenerate_panels_render() {
                 log_y: false,
                 series: vec![],
                 legend_title: None,
+                note: None,
             },
             Panel {
                 letter: None,
@@ -413,6 +434,7 @@ fn degenerate_panels_render() {
                 log_y: true,
                 series: vec![points("", "k", vec![2.0], vec![3.0], vec![0.0])],
                 legend_title: None,
+                note: None,
             },
             Panel {
                 letter: None,
@@ -423,6 +445,7 @@ fn degenerate_panels_render() {
                 log_y: false,
                 series: vec![line("flat", "k", vec![0.0, 1.0], vec![0.0, 0.0])],
                 legend_title: None,
+                note: None,
             },
         ],
         columns: 2,
@@ -430,8 +453,262 @@ fn degenerate_panels_render() {
         panel_height: 200,
     };
     let r = render_figure(&fig).expect("renders");
-    // Three panels in two columns: two rows, no title strip.
-    assert_eq!((r.width, r.height), (600, 400));
+    // Three panels in two columns: two rows, no title strip; the one legend
+    // entry ("flat") is short, so the legend column has its minimum width.
+    assert_eq!((r.width, r.height), (2 * (300 + 110), 400));
     let (w, h, _) = decode(&r.png);
-    assert_eq!((w, h), (600, 400));
+    assert_eq!((w, h), (820, 400));
+
+    // Without any legend entry or note there is no legend column at all.
+    let mut bare = fig.clone();
+    bare.panels[2].series[0].in_legend = false;
+    let r = render_figure(&bare).expect("renders");
+    assert_eq!((r.width, r.height), (600, 400));
+}
+
+/// A one-panel figure (300x220 plot) with the given series.
+fn one_panel(series: Vec<Series>) -> Figure {
+    Figure {
+        title: None,
+        panels: vec![Panel {
+            letter: None,
+            title: "one".into(),
+            x_label: "alpha".into(),
+            y_label: "error".into(),
+            log_x: true,
+            log_y: true,
+            series,
+            legend_title: None,
+            note: None,
+        }],
+        columns: 1,
+        panel_width: 300,
+        panel_height: 220,
+    }
+}
+
+fn decay(name: &str, key: &str, scale: f64) -> Series {
+    let x: Vec<f64> = (0..30).map(|i| 10f64.powf(-1.0 + i as f64 * 0.1)).collect();
+    let y = x.iter().map(|a| scale / (1.0 + a * a)).collect();
+    line(name, key, x, y)
+}
+
+/// Pixels of `rgb` (width `w`) in columns `cols` that are close to `c`.
+fn colour_count_in(rgb: &[u8], w: u32, cols: std::ops::Range<u32>, c: (u8, u8, u8)) -> usize {
+    rgb.chunks(3)
+        .enumerate()
+        .filter(|(i, p)| {
+            cols.contains(&((*i as u32) % w))
+                && (p[0] as i32 - c.0 as i32).abs() <= 2
+                && (p[1] as i32 - c.1 as i32).abs() <= 2
+                && (p[2] as i32 - c.2 as i32).abs() <= 2
+        })
+        .count()
+}
+
+#[test]
+fn series_out_of_legend_is_drawn_without_entry() {
+    let mut hidden = points(
+        "hidden empirical points",
+        "slot:3",
+        vec![1.0, 3.0, 10.0],
+        vec![0.4, 0.1, 0.01],
+        vec![0.05, 0.01, 0.002],
+    );
+    hidden.in_legend = false;
+    let fig = one_panel(vec![decay("shown theory line", "slot:0", 1.0), hidden]);
+    let r = render_figure(&fig).expect("renders");
+    assert!(r.svg.contains("shown theory line"));
+    assert!(
+        !r.svg.contains("hidden empirical points"),
+        "a series with in_legend = false has a legend entry"
+    );
+    // The hidden series is still drawn in the plot, but has no sample in
+    // the legend column; the shown one has both.
+    let (w, _, rgb) = decode(&r.png);
+    let (shown, hid) = (colour_for("slot:0"), colour_for("slot:3"));
+    let plot = 0..fig.panel_width;
+    let legend = fig.panel_width..w;
+    assert!(colour_count_in(&rgb, w, plot.clone(), (hid.0, hid.1, hid.2)) > 0);
+    assert_eq!(
+        colour_count_in(&rgb, w, legend.clone(), (hid.0, hid.1, hid.2)),
+        0
+    );
+    assert!(colour_count_in(&rgb, w, plot, (shown.0, shown.1, shown.2)) > 0);
+    assert!(colour_count_in(&rgb, w, legend, (shown.0, shown.1, shown.2)) > 0);
+}
+
+#[test]
+fn legend_column_grows_with_label_length() {
+    let short = one_panel(vec![decay("a", "slot:0", 1.0)]);
+    let long = one_panel(vec![decay(
+        "lambda=-9.9e-4, omega=0.5, n_pre=4096",
+        "slot:0",
+        1.0,
+    )]);
+    let (rs, rl) = (
+        render_figure(&short).unwrap(),
+        render_figure(&long).unwrap(),
+    );
+    assert_eq!(rs.height, rl.height);
+    assert!(rl.width > rs.width, "{} vs {}", rl.width, rs.width);
+    // The legend column is clamped: at least 110 px, at most 320 px.
+    assert_eq!(legend_width(&rs, &short), 110);
+    assert!(legend_width(&rl, &long) > 200, "{}", rl.width);
+    // An absurdly long label is cut with an ellipsis at the maximum width.
+    let huge = one_panel(vec![decay(&"very long label ".repeat(40), "slot:0", 1.0)]);
+    let rh = render_figure(&huge).unwrap();
+    assert_eq!(legend_width(&rh, &huge), 320);
+    assert!(rh.svg.contains('…'));
+    assert!(!rh.svg.contains(huge.panels[0].series[0].name.trim_end()));
+}
+
+#[test]
+fn dashed_and_dotted_lines_differ_from_solid() {
+    let styled = |style: LineStyle| {
+        let mut s = decay("styled", "slot:2", 1.0);
+        s.style = style;
+        render_figure(&one_panel(vec![s])).expect("renders")
+    };
+    let (solid, dashed, dotted) = (
+        styled(LineStyle::Solid),
+        styled(LineStyle::Dashed),
+        styled(LineStyle::Dotted),
+    );
+    assert_ne!(solid.svg, dashed.svg);
+    assert_ne!(solid.svg, dotted.svg);
+    assert_ne!(dashed.svg, dotted.svg);
+    assert_ne!(solid.png, dashed.png);
+    // Dashes are separate paths: many more of them than for the solid line
+    // (plot and legend sample), and more for dots than for dashes.
+    let paths = |svg: &str| svg.matches("<polyline").count();
+    assert!(paths(&dashed.svg) > paths(&solid.svg) + 10);
+    assert!(paths(&dotted.svg) > paths(&dashed.svg));
+    // The line is broken: fewer pixels in its colour.
+    let c = colour_for("slot:2");
+    let ink = |r: &ptft_figures::Rendered| {
+        let (w, _, rgb) = decode(&r.png);
+        colour_count_in(&rgb, w, 0..w, (c.0, c.1, c.2))
+    };
+    assert!(ink(&dashed) < ink(&solid));
+    assert!(ink(&dotted) < ink(&dashed));
+    // Points series keep their markers whatever the style.
+    let mut p = points(
+        "pts",
+        "slot:2",
+        vec![1.0, 2.0],
+        vec![0.5, 0.2],
+        vec![0.1, 0.1],
+    );
+    p.style = LineStyle::Dotted;
+    render_figure(&one_panel(vec![p])).expect("renders");
+}
+
+#[test]
+fn legend_title_and_note_are_drawn() {
+    let mut fig = one_panel(vec![decay("theory", "slot:1", 1.0)]);
+    fig.panels[0].legend_title = Some("init scale".into());
+    fig.panels[0].note = Some("points: empirical mean ± 1 SE".into());
+    let r = render_figure(&fig).unwrap();
+    for text in ["init scale", "theory", "points: empirical mean ± 1 SE"] {
+        assert!(r.svg.contains(text), "SVG lacks {text:?}");
+    }
+    // A note alone also gets a legend column; a long one is wrapped.
+    let mut fig = one_panel(vec![decay("", "slot:1", 1.0)]);
+    fig.panels[0].note = Some("points: empirical mean ± 1 SE over 20 seeds, lines: theory".into());
+    let r = render_figure(&fig).unwrap();
+    assert!(legend_width(&r, &fig) >= 110);
+    assert!(r.svg.contains("points:") && r.svg.contains("theory"));
+    assert!(!r.svg.contains("over 20 seeds, lines: theory"));
+}
+
+#[test]
+fn overlong_legend_is_summarised() {
+    // 40 entries cannot fit next to a plot about 100 px tall.
+    let series = (0..40)
+        .map(|i| {
+            decay(
+                &format!("series number {i}"),
+                &format!("slot:{i}"),
+                1.0 + i as f64,
+            )
+        })
+        .collect();
+    let mut fig = one_panel(series);
+    fig.panel_height = 200;
+    fig.panels[0].legend_title = Some("title".into());
+    fig.panels[0].note = Some("a note that is long enough to need a few lines of text here".into());
+    let r = render_figure(&fig).expect("renders");
+    assert!(r.svg.contains("more"), "no '+N more' line");
+    assert!(!r.svg.contains("series number 39"));
+}
+
+#[test]
+fn old_json_without_new_fields_deserialises_with_defaults() {
+    let mut fig = two_panel_figure();
+    let mut json = serde_json::to_value(&fig).unwrap();
+    for p in json["panels"].as_array_mut().unwrap() {
+        p.as_object_mut().unwrap().remove("note");
+        for s in p["series"].as_array_mut().unwrap() {
+            let s = s.as_object_mut().unwrap();
+            s.remove("style");
+            s.remove("in_legend");
+        }
+    }
+    let back: Figure = serde_json::from_value(json).unwrap();
+    assert_eq!(back, fig);
+    fig.panels[0].series[0].style = LineStyle::Dotted;
+    fig.panels[0].series[0].in_legend = false;
+    fig.panels[0].note = Some("n".into());
+    let json = serde_json::to_string(&fig).unwrap();
+    assert!(json.contains("\"Dotted\""));
+    assert_eq!(serde_json::from_str::<Figure>(&json).unwrap(), fig);
+}
+
+#[test]
+fn oversized_figure_is_an_error() {
+    assert!(matches!(
+        modified(|f| {
+            f.panel_width = u32::MAX - 10;
+        }),
+        Err(FigureError::Layout(_))
+    ));
+    assert!(matches!(
+        modified(|f| {
+            f.panel_width = 40_000;
+            f.panel_height = 40_000;
+        }),
+        Err(FigureError::Layout(_))
+    ));
+}
+
+#[test]
+fn minimum_size_panels_with_full_legends_render() {
+    let mut hidden = decay("hidden", "slot:5", 2.0);
+    hidden.in_legend = false;
+    let mut fig = one_panel(vec![
+        decay("a <label> & more", "slot:0", 1.0),
+        hidden,
+        decay(&"x".repeat(2000), "slot:1", 3.0),
+    ]);
+    fig.panel_width = 100;
+    fig.panel_height = 100;
+    fig.title = Some("tiny".into());
+    fig.panels[0].legend_title = Some("t".repeat(500));
+    fig.panels[0].note = Some("n ".repeat(500));
+    fig.panels[0].letter = Some("a".into());
+    let only_note = Panel {
+        series: vec![],
+        legend_title: None,
+        note: Some("only a note".into()),
+        ..fig.panels[0].clone()
+    };
+    fig.panels.push(only_note);
+    fig.columns = 3;
+    let r = render_figure(&fig).expect("renders");
+    assert_eq!((r.width, r.height), (2 * (100 + 320), 140));
+    // Text that needs escaping in SVG is escaped.
+    fig.panel_height = 300;
+    let r = render_figure(&fig).expect("renders");
+    assert!(r.svg.contains("&lt;label&gt; &amp; more"));
 }

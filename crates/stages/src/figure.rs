@@ -4,7 +4,7 @@
 //! as lines) and `points` (e.g. `empirical_curve`s, drawn as points with
 //! standard-error bars). Every row of every input has *attributes*: its
 //! table's columns, then its instance's sweep coordinates, then its
-//! resolved params. A panel selects rows with `where` (attribute = value)
+//! resolved params, then `stage` (see [`crate::rows`]). A panel selects rows with `where` (attribute = value)
 //! and splits them into series by `series_by`; a series' colour follows
 //! its name, so the same parameter value has the same colour in every
 //! panel.
@@ -14,18 +14,17 @@
 //! to the artifact row it came from; the rendered PNG (base64) and SVG are
 //! kept in the artifact's provenance notes (`ptft figures` writes them out).
 
-use arrow::array::{
-    Array, BooleanArray, Float64Array, RecordBatch, StringArray, UInt32Array, UInt64Array,
-};
+use arrow::array::RecordBatch;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use ptft_engine::{
     Arity, Context, InputSlot, InputTable, Inputs, ParamError, Stage, StageError, Validate,
 };
-use ptft_figures::{render_figure, Figure, Panel, Series, SeriesKind};
+use ptft_figures::{render_figure, Figure, LineStyle, Panel, Series, SeriesKind};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::rows::{attribute, matches};
 use crate::table::TableBuilder;
 
 pub struct FigureStage;
@@ -54,11 +53,15 @@ impl Default for Columns {
 pub struct PanelSpec {
     pub letter: Option<String>,
     pub title: String,
-    /// Rows whose attributes equal these values.
+    /// Rows whose attributes equal these values (a list: any of them).
     #[serde(rename = "where")]
     pub filter: Map<String, Value>,
     /// Attributes naming the series (e.g. `["c"]` gives "c=0.001").
     pub series_by: Vec<String>,
+    /// Attributes (among `series_by`) shown by line style instead of
+    /// colour: solid, dashed, dotted by first appearance. With
+    /// `["omega"]`, the colour says which `c` and the dash which overlap.
+    pub style_by: Vec<String>,
     pub legend_title: Option<String>,
 }
 
@@ -69,6 +72,7 @@ impl Default for PanelSpec {
             title: String::new(),
             filter: Map::new(),
             series_by: vec![],
+            style_by: vec![],
             legend_title: None,
         }
     }
@@ -90,6 +94,8 @@ pub struct FigureParams {
     pub lines: Columns,
     /// Columns of `points` inputs.
     pub points: Columns,
+    /// Legend note for panels where points sit on their theory line.
+    pub points_note: String,
 }
 
 impl Default for FigureParams {
@@ -110,6 +116,7 @@ impl Default for FigureParams {
                 y: "param_mse".into(),
                 err: Some("param_mse_se".into()),
             },
+            points_note: "markers: empirical mean ± 1 SE".into(),
         }
     }
 }
@@ -121,6 +128,14 @@ impl Validate for FigureParams {
                 "panels",
                 "a figure needs at least one panel",
             ));
+        }
+        for (i, panel) in self.panels.iter().enumerate() {
+            if let Some(k) = panel.style_by.iter().find(|k| !panel.series_by.contains(k)) {
+                return Err(ParamError::new(
+                    format!("panels[{i}].style_by"),
+                    format!("`{k}` must also be in `series_by` ({:?}): style_by picks which series attributes are drawn as dashes", panel.series_by),
+                ));
+            }
         }
         if self.columns == 0 || self.columns > 12 {
             return Err(ParamError::range("columns", self.columns, "[1, 12]"));
@@ -134,37 +149,6 @@ impl Validate for FigureParams {
             }
         }
         Ok(())
-    }
-}
-
-/// A row's attribute: column value, else coordinate, else param.
-fn attribute(t: &InputTable, row: usize, name: &str) -> Option<Value> {
-    if let Some(col) = t.table.column_by_name(name) {
-        let any = col.as_any();
-        if let Some(a) = any.downcast_ref::<Float64Array>() {
-            return Some(Value::from(a.value(row)));
-        }
-        if let Some(a) = any.downcast_ref::<StringArray>() {
-            return Some(Value::from(a.value(row)));
-        }
-        if let Some(a) = any.downcast_ref::<UInt64Array>() {
-            return Some(Value::from(a.value(row)));
-        }
-        if let Some(a) = any.downcast_ref::<UInt32Array>() {
-            return Some(Value::from(a.value(row)));
-        }
-        if let Some(a) = any.downcast_ref::<BooleanArray>() {
-            return Some(Value::from(a.value(row)));
-        }
-        return None;
-    }
-    t.coords.get(name).or_else(|| t.params.get(name)).cloned()
-}
-
-fn same(a: &Value, b: &Value) -> bool {
-    match (a.as_f64(), b.as_f64()) {
-        (Some(x), Some(y)) => x == y || (x - y).abs() <= 1e-12 * x.abs().max(y.abs()),
-        _ => a == b,
     }
 }
 
@@ -192,6 +176,17 @@ fn f64_at(t: &InputTable, row: usize, col: &str) -> Result<f64, StageError> {
         })
 }
 
+/// Index of `name` in `seen`, appending it on first appearance.
+fn first_appearance(seen: &mut Vec<String>, name: &str) -> usize {
+    match seen.iter().position(|k| k == name) {
+        Some(i) => i,
+        None => {
+            seen.push(name.to_string());
+            seen.len() - 1
+        }
+    }
+}
+
 /// One drawn point, for the output table.
 struct Drawn {
     panel: String,
@@ -206,7 +201,8 @@ struct Drawn {
 
 impl Stage for FigureStage {
     const KIND: &'static str = "figure";
-    const VERSION: u32 = 1;
+    // 2: line styles (style_by), merged legend entries, legend outside the plot.
+    const VERSION: u32 = 2;
     const DOC: &'static str =
         "multi-panel figure (PNG + SVG) from curve tables, with every drawn point traced";
     type Params = FigureParams;
@@ -238,6 +234,9 @@ impl Stage for FigureStage {
         // distinct colours, and a series keeps its colour in every panel.
         let mut slots: Vec<String> = Vec::new();
         for (pi, spec) in p.panels.iter().enumerate() {
+            // Styles restart per panel: each panel's style attribute
+            // (omega here, rho_ft there) gets solid first, then dashed.
+            let mut styles: Vec<String> = Vec::new();
             let panel_name = spec.letter.clone().unwrap_or_else(|| format!("{}", pi + 1));
             let mut series: Vec<Series> = Vec::new();
             for (slot, cols, kind, role) in [
@@ -249,21 +248,22 @@ impl Stage for FigureStage {
                         let keep = spec
                             .filter
                             .iter()
-                            .all(|(k, v)| attribute(t, row, k).is_some_and(|a| same(&a, v)));
+                            .all(|(k, v)| attribute(t, row, k).is_some_and(|a| matches(&a, v)));
                         if !keep {
                             continue;
                         }
+                        let part = |k: &String| {
+                            format!(
+                                "{k}={}",
+                                attribute(t, row, k)
+                                    .map(|v| short(&v))
+                                    .unwrap_or_else(|| "?".into())
+                            )
+                        };
                         let key = spec
                             .series_by
                             .iter()
-                            .map(|k| {
-                                format!(
-                                    "{k}={}",
-                                    attribute(t, row, k)
-                                        .map(|v| short(&v))
-                                        .unwrap_or_else(|| "?".into())
-                                )
-                            })
+                            .map(part)
                             .collect::<Vec<_>>()
                             .join(", ");
                         let name = if key.is_empty() {
@@ -271,6 +271,20 @@ impl Stage for FigureStage {
                         } else {
                             key.clone()
                         };
+                        let (colour_by, style_key): (Vec<String>, Vec<String>) = (
+                            spec.series_by
+                                .iter()
+                                .filter(|k| !spec.style_by.contains(k))
+                                .map(part)
+                                .collect(),
+                            spec.style_by.iter().map(part).collect(),
+                        );
+                        let colour_name = if colour_by.is_empty() && spec.style_by.is_empty() {
+                            name.clone()
+                        } else {
+                            colour_by.join(", ")
+                        };
+                        let style_name = style_key.join(", ");
                         let label = if role == "points" {
                             format!("{name} (empirical)")
                         } else {
@@ -287,12 +301,12 @@ impl Stage for FigureStage {
                         let s = match series.iter_mut().find(|s| s.name == label) {
                             Some(s) => s,
                             None => {
-                                let slot = match slots.iter().position(|k| *k == name) {
-                                    Some(i) => i,
-                                    None => {
-                                        slots.push(name.clone());
-                                        slots.len() - 1
-                                    }
+                                let slot = first_appearance(&mut slots, &colour_name);
+                                let style = match first_appearance(&mut styles, &style_name) {
+                                    _ if spec.style_by.is_empty() => LineStyle::Solid,
+                                    0 => LineStyle::Solid,
+                                    1 => LineStyle::Dashed,
+                                    _ => LineStyle::Dotted,
                                 };
                                 series.push(Series {
                                     name: label.clone(),
@@ -301,6 +315,8 @@ impl Stage for FigureStage {
                                     y: vec![],
                                     y_err: cols.err.as_ref().map(|_| vec![]),
                                     color_key: format!("slot:{slot}"),
+                                    style,
+                                    in_legend: true,
                                 });
                                 series.last_mut().expect("just pushed")
                             }
@@ -323,6 +339,23 @@ impl Stage for FigureStage {
                     }
                 }
             }
+            // A theory line and its empirical points share colour and
+            // style: one legend entry, and a note saying what the markers are.
+            let line_names: Vec<String> = series
+                .iter()
+                .filter(|s| s.kind == SeriesKind::Line)
+                .map(|s| s.name.clone())
+                .collect();
+            let mut merged = false;
+            for s in series.iter_mut().filter(|s| s.kind == SeriesKind::Points) {
+                if let Some(base) = s.name.strip_suffix(" (empirical)") {
+                    if line_names.iter().any(|l| l == base) {
+                        s.in_legend = false;
+                        merged = true;
+                    }
+                }
+            }
+            let note = merged.then(|| p.points_note.clone());
             if series.is_empty() {
                 return Err(StageError::new(format!(
                     "panel {panel_name} (\"{}\") selects no rows: check its `where` ({}) against the inputs",
@@ -339,6 +372,7 @@ impl Stage for FigureStage {
                 log_y: p.log_y,
                 series,
                 legend_title: spec.legend_title.clone(),
+                note,
             });
         }
         let fig = Figure {

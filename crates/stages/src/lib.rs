@@ -9,9 +9,11 @@
 pub mod concat;
 pub mod figure;
 pub mod grid;
+pub mod heatmap_figure;
 pub mod net;
 pub mod regime_metrics;
 pub mod replica_curve;
+pub mod rows;
 pub mod single_task_replica_curve;
 pub mod solver;
 pub mod table;
@@ -33,6 +35,7 @@ pub fn registry() -> Registry {
         .register::<net::implicit_bias_solve::ImplicitBiasSolve>()
         .register::<net::evaluate::Evaluate>()
         .register::<net::empirical_curve::EmpiricalCurve>()
-        .register::<figure::FigureStage>();
+        .register::<figure::FigureStage>()
+        .register::<heatmap_figure::HeatmapFigure>();
     r
 }

@@ -181,6 +181,7 @@ fn defaults_are_valid_and_resolve_to_the_experiment_1_baseline() {
         "evaluate",
         "figure",
         "finetune",
+        "heatmap_figure",
         "implicit_bias_solve",
         "pretrain",
         "regime_metrics",
