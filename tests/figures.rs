@@ -13,21 +13,7 @@ use common::Sandbox;
 
 use serde_json::{json, Value};
 
-const FIG3: &str = include_str!("../workflows/fig3.json");
-const SEEDS: [u64; 3] = [6, 7, 8];
-const ALPHAS: [f64; 3] = [0.1, 0.3, 0.5];
-
-/// fig3.json with smaller `vars`: the stage graph is the shipped one.
-fn write(sb: &Sandbox, name: &str, v: &Value) -> String {
-    let p = sb.write(name, &serde_json::to_string_pretty(v).unwrap());
-    p.to_str().unwrap().to_string()
-}
-
-fn small_fig3() -> Value {
-    let mut wf: Value = serde_json::from_str(FIG3).unwrap();
-    wf["vars"] = json!({"d": 200, "seeds": SEEDS, "alphas": ALPHAS, "n_test": 1000});
-    wf
-}
+use common::{small_fig3, write_json as write, ALPHAS, SEEDS};
 
 fn stage_mut<'a>(wf: &'a mut Value, id: &str) -> &'a mut Value {
     wf["stages"]

@@ -7,6 +7,8 @@
 
 mod bench;
 mod explain;
+mod interrupt;
+mod maintain;
 mod show;
 
 use std::path::{Path, PathBuf};
@@ -89,6 +91,26 @@ enum Command {
         workflow: PathBuf,
         #[arg(long, value_enum, default_value = "csv")]
         format: Format,
+    },
+    /// Re-hash every artifact and cross-check the index: corrupt, orphaned
+    /// and missing entries (exit 1 if anything is corrupt or missing).
+    Verify {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove artifacts not reachable from the named workflows (and/or not
+    /// used for N days). Dry run unless --yes.
+    Gc {
+        /// Workflows whose artifacts are kept.
+        workflows: Vec<PathBuf>,
+        /// Also remove entries not used (run or read) for this many days.
+        #[arg(long)]
+        older_than: Option<f64>,
+        /// Delete (otherwise only list what would go, with sizes).
+        #[arg(long)]
+        yes: bool,
+        #[arg(long)]
+        json: bool,
     },
     /// List the store's entries.
     Ls {
@@ -201,6 +223,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 jobs: jobs.unwrap_or(tool.threads).max(1),
                 progress: !quiet && !json,
                 tool,
+                cancel: Some(interrupt::flag()),
             };
             if !quiet && !json {
                 eprintln!(
@@ -230,6 +253,19 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                         eprintln!("failed: {}: {error}", r.instance);
                     }
                 }
+            }
+            if report.interrupted {
+                let not_started = report
+                    .instances
+                    .iter()
+                    .filter(|r| matches!(r.outcome, ptft_engine::Outcome::Skipped { .. }))
+                    .count();
+                eprintln!(
+                    "interrupted: {} computed and published, {not_started} not started; `ptft run {}` continues from here",
+                    report.computed,
+                    file.display()
+                );
+                return Ok(ExitCode::from(130));
             }
             Ok(if report.ok() {
                 ExitCode::SUCCESS
@@ -346,6 +382,13 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Verify { json } => maintain::verify(&cli.store, json),
+        Command::Gc {
+            workflows,
+            older_than,
+            yes,
+            json,
+        } => maintain::gc(&cli.store, &workflows, older_than, yes, json),
         Command::Ls { json } => {
             let store = Store::open_existing(&cli.store).map_err(|e| bad(e.to_string()))?;
             let entries = store.entries()?;

@@ -55,3 +55,21 @@ impl Sandbox {
         serde_json::from_slice(&self.ok(args)).unwrap()
     }
 }
+
+const FIG3: &str = include_str!("../../workflows/fig3.json");
+pub const SEEDS: [u64; 3] = [6, 7, 8];
+pub const ALPHAS: [f64; 3] = [0.1, 0.3, 0.5];
+
+/// fig3.json with smaller `vars` (d = 200, 3 seeds, 3 alphas): the shipped
+/// stage graph, real science, seconds to run.
+pub fn small_fig3() -> Value {
+    let mut wf: Value = serde_json::from_str(FIG3).unwrap();
+    wf["vars"] = serde_json::json!({"d": 200, "seeds": SEEDS, "alphas": ALPHAS, "n_test": 1000});
+    wf
+}
+
+/// Writes `v` as a workflow file in the sandbox; returns its path.
+pub fn write_json(sb: &Sandbox, name: &str, v: &Value) -> String {
+    let p = sb.write(name, &serde_json::to_string_pretty(v).unwrap());
+    p.to_str().unwrap().to_string()
+}

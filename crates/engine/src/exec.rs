@@ -18,10 +18,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use serde_json::json;
 
-use ptft_store::{data_hash, EntryLabels, Store};
+use ptft_store::{data_hash, EntryLabels, Lookup, Store};
 
 use crate::error::EngineError;
-use crate::plan::{records_of, History, Plan, Status};
+use crate::plan::{records_of, History, Plan, Reason, Status};
 use crate::stage::{Context, InputTable, Inputs, Registry};
 
 /// Facts about the running program recorded in every artifact's provenance.
@@ -41,6 +41,9 @@ pub struct RunOptions {
     /// Show a progress bar / per-stage lines on stderr.
     pub progress: bool,
     pub tool: ToolInfo,
+    /// Set (e.g. by a Ctrl-C handler) to stop starting instances: running
+    /// ones finish and publish, the rest are reported as interrupted.
+    pub cancel: Option<&'static std::sync::atomic::AtomicBool>,
 }
 
 /// What happened to one instance.
@@ -71,6 +74,8 @@ pub struct RunReport {
     pub cached: usize,
     pub failed: usize,
     pub skipped: usize,
+    /// The run was cancelled before everything started.
+    pub interrupted: bool,
     pub wall_seconds: f64,
     pub instances: Vec<InstanceReport>,
 }
@@ -88,7 +93,14 @@ struct Job {
 
 struct Done {
     index: usize,
-    result: Result<(String, f64), String>,
+    result: Result<Finished, String>,
+}
+
+/// How a job ended well: computed here, or found already published by
+/// another process once this one got the key's lock.
+enum Finished {
+    Computed { artifact: String, seconds: f64 },
+    ByAnotherProcess { artifact: String },
 }
 
 /// Runs every will-run instance of `plan`. Returns a report; instance
@@ -102,6 +114,32 @@ pub fn run(
 ) -> Result<RunReport, EngineError> {
     let started = Instant::now();
     let n = plan.instances.len();
+    // Held (shared) for the whole run: `ptft gc` takes it exclusively, so
+    // it never deletes what a running process may read or publish.
+    let _store_lock = store.lock_for_run()?;
+    // Corrupt cache entries: move the bad bytes aside before anything can
+    // read them or a recompute tries to publish over them.
+    let mut quarantined = std::collections::HashSet::new();
+    for inst in &plan.instances {
+        if let Status::WillRun {
+            why: Reason::ArtifactCorrupt { artifact },
+        } = &inst.status
+        {
+            if quarantined.insert(artifact.clone()) {
+                let to = store.quarantine(artifact)?;
+                if opts.progress {
+                    eprintln!(
+                        "corrupt artifact {artifact} ({}): moved to {}; recomputing",
+                        inst.label,
+                        to.display()
+                    );
+                }
+            }
+        }
+    }
+    for inst in plan.instances.iter().filter(|i| !i.will_run()) {
+        store.touch_key(&inst.key);
+    }
     let mut artifact: Vec<Option<String>> = plan
         .instances
         .iter()
@@ -153,16 +191,33 @@ pub fn run(
     let job_rx = Arc::new(Mutex::new(job_rx));
     let (done_tx, done_rx) = mpsc::channel::<Done>();
 
+    let mut interrupted = false;
     std::thread::scope(|scope| {
         for _ in 0..jobs {
             let job_rx = Arc::clone(&job_rx);
             let done_tx = done_tx.clone();
+            let bar = bar.clone();
             scope.spawn(move || loop {
                 let job = match job_rx.lock().expect("job queue lock").recv() {
                     Ok(job) => job,
                     Err(_) => return,
                 };
-                let result = run_one(plan, registry, store, opts, &job);
+                // A stage that panics (a bug, or an allocation failure in a
+                // library) fails its instance; it must not take the worker
+                // down, or the scheduler would wait for it forever.
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    run_one(plan, registry, store, opts, &job, &bar)
+                }))
+                .unwrap_or_else(|panic| {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "unknown panic".into());
+                    Err(format!(
+                        "the stage panicked (a bug in ptft; please report it): {what}"
+                    ))
+                });
                 if done_tx
                     .send(Done {
                         index: job.index,
@@ -200,10 +255,25 @@ pub fn run(
                     .expect("workers alive while jobs remain");
             };
         loop {
+            if !interrupted
+                && opts
+                    .cancel
+                    .is_some_and(|c| c.load(std::sync::atomic::Ordering::SeqCst))
+            {
+                interrupted = true;
+                say(
+                    opts.progress,
+                    &bar,
+                    format!(
+                        "interrupted: letting {} running instance(s) finish and publish; starting nothing new (Ctrl-C again to stop at once)",
+                        running.len()
+                    ),
+                );
+            }
             // Dispatch what is ready, at most `jobs` at a time (so the
             // progress bar's "running" list is what actually runs);
             // aliases complete at once.
-            while let Some(&i) = ready.front() {
+            while let Some(&i) = ready.front().filter(|_| !interrupted) {
                 if alias[i].is_none() && running.len() >= jobs {
                     break;
                 }
@@ -231,14 +301,28 @@ pub fn run(
             running.remove(&done.index);
             let label = &plan.instances[done.index].label;
             match done.result {
-                Ok((hash, seconds)) => {
-                    say(
-                        opts.progress,
-                        &bar,
-                        format!("computed {label} in {seconds:.2}s"),
-                    );
+                Ok(finished) => {
+                    let hash = match finished {
+                        Finished::Computed { artifact, seconds } => {
+                            say(
+                                opts.progress,
+                                &bar,
+                                format!("computed {label} in {seconds:.2}s"),
+                            );
+                            outcome[done.index] = Some(Outcome::Computed { seconds });
+                            artifact
+                        }
+                        Finished::ByAnotherProcess { artifact } => {
+                            say(
+                                opts.progress,
+                                &bar,
+                                format!("cached {label} (published meanwhile by another process)"),
+                            );
+                            outcome[done.index] = Some(Outcome::Cached);
+                            artifact
+                        }
+                    };
                     artifact[done.index] = Some(hash);
-                    outcome[done.index] = Some(Outcome::Computed { seconds });
                     for &d in &dependents[done.index] {
                         pending[d] -= 1;
                         if pending[d] == 0 && outcome[d].is_none() {
@@ -299,7 +383,11 @@ pub fn run(
             key: inst.key.clone(),
             artifact: artifact[i].clone(),
             outcome: outcome[i].clone().unwrap_or(Outcome::Skipped {
-                because: "not reached".into(),
+                because: if interrupted {
+                    "interrupted before it started".into()
+                } else {
+                    "not reached".into()
+                },
             }),
         })
         .collect();
@@ -310,6 +398,7 @@ pub fn run(
         cached: count(|o| matches!(o, Outcome::Cached)),
         failed: count(|o| matches!(o, Outcome::Failed { .. })),
         skipped: count(|o| matches!(o, Outcome::Skipped { .. })),
+        interrupted,
         wall_seconds: started.elapsed().as_secs_f64(),
         instances,
     })
@@ -388,11 +477,35 @@ fn run_one(
     store: &Store,
     opts: &RunOptions,
     job: &Job,
-) -> Result<(String, f64), String> {
+    bar: &ProgressBar,
+) -> Result<Finished, String> {
     let inst = &plan.instances[job.index];
     let stage = registry
         .get(&inst.kind)
         .ok_or_else(|| format!("unknown kind `{}`", inst.kind))?;
+    // One process computes a key at a time; a second one waits, then
+    // finds the published result instead of computing it again.
+    let (_key_lock, _) = store
+        .lock_key(&inst.key, |holder| {
+            say(
+                opts.progress,
+                bar,
+                format!(
+                    "waiting for {}: {holder} is computing it (key {})",
+                    inst.label,
+                    &inst.key[..12.min(inst.key.len())]
+                ),
+            )
+        })
+        .map_err(|e| e.to_string())?;
+    if let Lookup::Present(e) = store
+        .lookup_verified(&inst.key)
+        .map_err(|e| e.to_string())?
+    {
+        return Ok(Finished::ByAnotherProcess {
+            artifact: e.artifact,
+        });
+    }
 
     let mut slots = BTreeMap::new();
     let mut input_prov = Vec::new();
@@ -467,7 +580,10 @@ fn run_one(
             },
         )
         .map_err(|e| e.to_string())?;
-    Ok((entry.artifact, seconds))
+    Ok(Finished::Computed {
+        artifact: entry.artifact,
+        seconds,
+    })
 }
 
 /// Refuses to publish NaN or infinity: a stage that produced one has failed,

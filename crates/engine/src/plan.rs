@@ -36,6 +36,9 @@ pub enum Reason {
     InputChanged(Vec<String>),
     /// The key was computed before but its artifact is gone.
     ArtifactMissing,
+    /// The artifact's bytes no longer match its hash: it is quarantined
+    /// (moved to `quarantine/`) when the run starts, then recomputed.
+    ArtifactCorrupt { artifact: String },
 }
 
 impl std::fmt::Display for Reason {
@@ -48,6 +51,11 @@ impl std::fmt::Display for Reason {
             }
             Reason::InputChanged(slots) => write!(f, "input changed ({})", slots.join(", ")),
             Reason::ArtifactMissing => write!(f, "artifact missing"),
+            Reason::ArtifactCorrupt { artifact } => write!(
+                f,
+                "artifact {} is corrupt (its bytes no longer match its hash)",
+                &artifact[..12.min(artifact.len())]
+            ),
         }
     }
 }
@@ -276,6 +284,19 @@ pub fn plan(
                 return Err(input_err(
                     format!("stage `{}`, field `inputs.{slot}`", s.id),
                     "an input must name at least one stage id".into(),
+                ));
+            }
+            if let Some(dup) = ids
+                .iter()
+                .enumerate()
+                .find(|(i, id)| ids[..*i].contains(id))
+            {
+                return Err(input_err(
+                    format!("stage `{}`, field `inputs.{slot}`", s.id),
+                    format!(
+                        "stage `{}` is listed twice; each stage may appear once per input (it would be read twice)",
+                        dup.1
+                    ),
                 ));
             }
             for id in ids {
@@ -544,12 +565,19 @@ pub fn plan(
             let key = compute_key(stage.kind(), stage.version(), &params, &input_keys);
             let status = match store {
                 None => Status::WillRun { why: Reason::New },
-                Some(store) => match store.lookup(&key)? {
+                // Every cache hit is re-hashed: a flipped bit on disk must
+                // recompute, never be served (blake3 keeps this cheap).
+                Some(store) => match store.lookup_verified(&key)? {
                     Lookup::Present(e) => Status::Cached {
                         artifact: e.artifact,
                     },
                     Lookup::ArtifactMissing(_) => Status::WillRun {
                         why: Reason::ArtifactMissing,
+                    },
+                    Lookup::Corrupt(e) => Status::WillRun {
+                        why: Reason::ArtifactCorrupt {
+                            artifact: e.artifact,
+                        },
                     },
                     Lookup::Absent => Status::WillRun {
                         why: explain(
@@ -711,8 +739,9 @@ fn param_diff(old: &Value, new: &Value) -> String {
     }
     fn short(v: &Value) -> String {
         let s = v.to_string();
-        if s.len() > 40 {
-            format!("{}…", &s[..40])
+        if s.chars().count() > 40 {
+            // By characters: a byte cut could split a multi-byte one.
+            format!("{}…", s.chars().take(40).collect::<String>())
         } else {
             s
         }

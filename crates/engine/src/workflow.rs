@@ -219,6 +219,10 @@ fn substitute(v: &mut Value, vars: &Map<String, Value>) -> Result<(), String> {
     }
 }
 
+/// Most instances one stage's sweep may expand to. The paper's largest
+/// figure has under 1,000 per stage; a million plans in about a second.
+pub const MAX_SWEEP_POINTS: usize = 1_000_000;
+
 /// One point of a sweep: param name → value, in a stable order.
 pub type SweepPoint = Map<String, Value>;
 
@@ -240,6 +244,21 @@ pub(crate) fn expand_sweep(
         Value::Object(grid) => {
             if grid.is_empty() {
                 return Err(bad("an empty sweep object sweeps nothing; remove it or name at least one parameter with a list of values".into()));
+            }
+            // Refuse a grid too large to plan before building any of it:
+            // the points alone would exhaust memory long before the run.
+            let size = grid
+                .values()
+                .map(|v| v.as_array().map_or(1.0, |a| a.len() as f64))
+                .product::<f64>();
+            if size > MAX_SWEEP_POINTS as f64 {
+                return Err(bad(format!(
+                    "the sweep grid has {size:.3e} points ({}); at most {MAX_SWEEP_POINTS} per stage (each point is a stage instance, ~1 kB to plan); split the sweep or reduce a list",
+                    grid.iter()
+                        .map(|(k, v)| format!("{} {k}", v.as_array().map_or(1, Vec::len)))
+                        .collect::<Vec<_>>()
+                        .join(" x ")
+                )));
             }
             let mut points = vec![Map::new()];
             for (param, values) in grid {

@@ -56,6 +56,9 @@ impl Stage for Source {
         if p.value == 13.0 {
             return Ok(column(vec![f64::NAN]));
         }
+        if p.value == 666.0 {
+            panic!("toy stage panics on 666");
+        }
         Ok(column((0..p.n).map(|i| p.value * i as f64).collect()))
     }
 }
@@ -124,6 +127,7 @@ fn opts() -> RunOptions {
             git_commit: None,
             threads: 1,
         },
+        cancel: None,
     }
 }
 
@@ -515,5 +519,48 @@ fn workflow_vars_resolve_to_the_same_keys_as_literals() {
     assert!(
         err.contains("params.n") && err.contains("`m`") && err.contains("defined: n"),
         "{err}"
+    );
+}
+
+/// A panicking stage fails its instance (naming the panic) instead of
+/// killing a worker and hanging the run; other instances still finish.
+#[test]
+fn a_panicking_stage_fails_its_instance_and_the_run_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let reg = registry(1);
+    let wf = r#"{"stages": [
+      {"id": "a", "kind": "source", "params": {"n": 2}, "sweep": {"value": [1, 666, 2, 3]}}
+    ]}"#;
+    let p = plan_text(wf, &reg, &store);
+    let r = run(&p, &reg, &store, &opts()).unwrap();
+    assert_eq!((r.computed, r.failed), (3, 1));
+    let failed = r
+        .instances
+        .iter()
+        .find(|i| i.instance == "a[value=666]")
+        .unwrap();
+    match &failed.outcome {
+        Outcome::Failed { error } => assert!(
+            error.contains("panicked") && error.contains("666"),
+            "{error}"
+        ),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A sweep grid too large to plan is refused with its size, before any of
+/// it is built.
+#[test]
+fn a_huge_sweep_grid_is_refused_with_its_size() {
+    let many: Vec<String> = (0..1000).map(|i| i.to_string()).collect();
+    let list = many.join(", ");
+    let text = format!(
+        r#"{{"stages": [{{"id": "a", "kind": "source", "sweep": {{"value": [{list}], "n": [{list}], "x": [{list}]}}}}]}}"#
+    );
+    let msg = input_error_with(&text, &registry(1));
+    assert!(
+        msg.contains("1.000e9 points") && msg.contains("1000 n x 1000 value x 1000 x"),
+        "{msg}"
     );
 }

@@ -11,6 +11,38 @@ use serde::{Deserialize, Deserializer, Serialize};
 /// extra zero in `num`) would silently eat memory and hours.
 pub const MAX_POINTS: usize = 1_000_000;
 
+/// A byte count as a person reads it ("8.0 GB", "640 MB"), for the memory
+/// estimates in validation messages: an oversized request is refused with
+/// what it would have cost, so the user sees how far over it is.
+pub fn human_bytes(bytes: f64) -> String {
+    if bytes >= 1e15 {
+        return format!("{bytes:.1e} bytes");
+    }
+    const UNITS: [(f64, &str); 4] = [(1e12, "TB"), (1e9, "GB"), (1e6, "MB"), (1e3, "kB")];
+    for (scale, unit) in UNITS {
+        if bytes >= scale {
+            let v = bytes / scale;
+            return if v >= 100.0 {
+                format!("{v:.0} {unit}")
+            } else {
+                format!("{v:.1} {unit}")
+            };
+        }
+    }
+    format!("{bytes:.0} bytes")
+}
+
+/// The refusal for a grid of `len` values (`len > MAX_POINTS`), with what
+/// just listing them would cost.
+fn too_many(field: &str, what: &str, len: usize) -> ParamError {
+    let mut e = ParamError::range(format!("{field}{what}"), len, &format!("[1, {MAX_POINTS}]"));
+    e.message.push_str(&format!(
+        ": {len} values take about {} just to list (8 bytes each), and each one is at least one row of the output; split a larger grid with a sweep",
+        human_bytes(len as f64 * 8.0)
+    ));
+    e
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Values {
@@ -69,12 +101,16 @@ impl Values {
                         format!("{field}: start and stop must be finite numbers"),
                     ));
                 }
-                if num == 0 || num > MAX_POINTS {
+                if num == 0 {
                     return Err(ParamError::range(
                         format!("{field}.num"),
                         num,
                         &format!("[1, {MAX_POINTS}]"),
                     ));
+                }
+                // Refused before anything is allocated.
+                if num > MAX_POINTS {
+                    return Err(too_many(field, ".num", num));
                 }
                 if geom && (start <= 0.0 || stop <= 0.0) {
                     return Err(ParamError::new(
@@ -105,11 +141,7 @@ impl Values {
             ));
         }
         if out.len() > MAX_POINTS {
-            return Err(ParamError::range(
-                format!("{field} (length)"),
-                out.len(),
-                &format!("[1, {MAX_POINTS}]"),
-            ));
+            return Err(too_many(field, " (length)", out.len()));
         }
         if let Some((i, v)) = out.iter().enumerate().find(|(_, v)| !v.is_finite()) {
             return Err(ParamError::new(
@@ -152,5 +184,20 @@ mod tests {
         assert!(e.message.contains("start > 0"));
         let e = Values::linspace(0.0, 1.0, 0).expand("alpha").unwrap_err();
         assert_eq!(e.field, "alpha.num");
+        let e = Values::linspace(0.0, 1.0, 1_000_000_000)
+            .expand("alpha")
+            .unwrap_err();
+        assert_eq!(e.field, "alpha.num");
+        assert!(e.message.contains("[1, 1000000]"), "{}", e.message);
+        assert!(e.message.contains("8.0 GB"), "{}", e.message);
+    }
+
+    #[test]
+    fn byte_counts_read_naturally() {
+        assert_eq!(human_bytes(8e9), "8.0 GB");
+        assert_eq!(human_bytes(6.4e8), "640 MB");
+        assert_eq!(human_bytes(1.5e13), "15.0 TB");
+        assert_eq!(human_bytes(12.0), "12 bytes");
+        assert_eq!(human_bytes(4e18), "4.0e18 bytes");
     }
 }

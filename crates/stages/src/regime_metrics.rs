@@ -7,12 +7,18 @@ use ptft_engine::{Context, Inputs, ParamError, Stage, StageError, Validate};
 use ptft_theory::regime_point;
 use serde::{Deserialize, Serialize};
 
-use crate::grid::Values;
+use crate::grid::{human_bytes, Values};
 use crate::replica_curve::validate_scales;
 use crate::table::TableBuilder;
 
-/// Largest grid (rows) one instance may produce.
+/// Largest grid (rows) one instance may produce: 5e6 points is about 800 MB
+/// at [`BYTES_PER_ROW`], a table still quick to write, read and plot; the
+/// paper's Figure 2 grids have about a thousand points each.
 pub const MAX_ROWS: usize = 5_000_000;
+
+/// Memory per grid point while the table is built: 10 f64 values, held
+/// twice (the row buffer, then the Arrow columns).
+pub const BYTES_PER_ROW: usize = 2 * 10 * 8;
 
 pub struct RegimeMetrics;
 
@@ -74,20 +80,29 @@ impl RegimeMetricsParams {
         if axes.b.contains(&0.0) {
             return Err(ParamError::new("b", "b = 0 is not allowed: the l-order is undefined at b = 0 (use the typical fine-tuning value b = 1)"));
         }
-        let rows = [
-            axes.lambda_over_c.len(),
-            axes.c.len(),
-            axes.gamma.len(),
-            axes.b.len(),
-            axes.b_pt.len(),
-        ]
-        .iter()
-        .try_fold(1usize, |acc, n| acc.checked_mul(*n))
-        .unwrap_or(usize::MAX);
-        if rows > MAX_ROWS {
+        let sizes = [
+            ("lambda_over_c", axes.lambda_over_c.len()),
+            ("c", axes.c.len()),
+            ("gamma", axes.gamma.len()),
+            ("b", axes.b.len()),
+            ("b_pt", axes.b_pt.len()),
+        ];
+        // In f64: the product of five axes of up to MAX_POINTS each
+        // overflows usize, and the message must still say how big it is.
+        let rows: f64 = sizes.iter().map(|(_, n)| *n as f64).product();
+        if rows > MAX_ROWS as f64 {
+            let shape = sizes
+                .iter()
+                .map(|(name, n)| format!("{n} {name}"))
+                .collect::<Vec<_>>()
+                .join(" x ");
             return Err(ParamError::new(
                 "params",
-                format!("the grid has {rows} points; at most {MAX_ROWS} are allowed per instance (split it with a sweep)"),
+                format!(
+                    "the grid has {} points ({shape}), which would need about {} ({BYTES_PER_ROW} bytes per point); at most {MAX_ROWS} points are allowed per instance (split it with a sweep over one axis)",
+                    if rows < 1e15 { format!("{rows:.0}") } else { format!("{rows:.1e}") },
+                    human_bytes(rows * BYTES_PER_ROW as f64)
+                ),
             ));
         }
         Ok(axes)
@@ -144,5 +159,24 @@ impl Stage for RegimeMetrics {
             .f64("pd", col(8))
             .f64("d", col(9))
             .build()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_oversized_grid_is_refused_with_its_size_and_memory() {
+        RegimeMetricsParams::default().validate().unwrap();
+        let p = RegimeMetricsParams {
+            lambda_over_c: Values::linspace(-1.0, 1.0, 10_000),
+            c: Values::geomspace(1e-6, 1.0, 10_000),
+            ..RegimeMetricsParams::default()
+        };
+        let e = p.validate().unwrap_err();
+        assert!(e.message.contains("200000000 points"), "{}", e.message);
+        assert!(e.message.contains("32.0 GB"), "{}", e.message);
+        assert!(e.message.contains("5000000"), "{}", e.message);
     }
 }

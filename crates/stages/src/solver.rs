@@ -19,8 +19,24 @@ pub enum Method {
     MonteCarlo,
 }
 
-/// Largest Monte-Carlo sample: ~1 GB of sample state.
+/// Largest Monte-Carlo sample: ~1.4 GB of sample state (see
+/// [`MC_BYTES_PER_SAMPLE`]); the paper uses 80,000 samples.
 pub const MAX_MC: usize = 20_000_000;
+
+/// Memory per Monte-Carlo sample in the replica solver: the draw `x`, `v`,
+/// the warm starts `u`, `du/dz` (4 f64) and the batch index (u32) = 36
+/// bytes, held twice (the forward and backward continuation branches run in
+/// parallel, each on its own copy).
+pub const MC_BYTES_PER_SAMPLE: usize = 2 * (4 * 8 + 4);
+
+/// Most quadrature nodes: far past the point where more nodes change the
+/// result (256 give ~1e-6), and about 16 MB of solver state.
+pub const MAX_QUAD_NODES: usize = 100_000;
+
+/// Memory per quadrature node in the replica solver with the two-task
+/// model's four groups: the node and weight, and each group's warm starts
+/// `u`, `du/dz` (10 f64), held twice (forward and backward branches).
+pub const QUAD_BYTES_PER_NODE: usize = 2 * (2 + 2 * 4) * 8;
 
 /// Rarely-changed solver knobs (THEORY §9, "numerics of the paper's solver").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -82,15 +98,32 @@ pub fn validate(method: Method, mc: usize, solver: &SolverParams) -> Result<(), 
             "(0, inf)",
         ));
     }
-    if !(16..=100_000).contains(&s.quad_nodes) {
-        return Err(ParamError::range(
+    if !(16..=MAX_QUAD_NODES).contains(&s.quad_nodes) {
+        let mut e = ParamError::range(
             "solver.quad_nodes",
             s.quad_nodes,
-            "[16, 100000]",
-        ));
+            &format!("[16, {MAX_QUAD_NODES}]"),
+        );
+        if s.quad_nodes > MAX_QUAD_NODES {
+            e.message.push_str(&format!(
+                ": {} nodes would need about {} ({QUAD_BYTES_PER_NODE} bytes per node with four coordinate groups); the default 256 nodes are already accurate to about 1e-6",
+                s.quad_nodes,
+                crate::grid::human_bytes(s.quad_nodes as f64 * QUAD_BYTES_PER_NODE as f64)
+            ));
+        }
+        return Err(e);
     }
     if method == Method::MonteCarlo {
-        if !(100..=MAX_MC).contains(&mc) {
+        if mc > MAX_MC {
+            let mut e =
+                ParamError::range("mc", mc, &format!("[100, {MAX_MC}] (Monte-Carlo samples)"));
+            e.message.push_str(&format!(
+                ": {mc} samples would need about {} of sample state ({MC_BYTES_PER_SAMPLE} bytes each); use method \"quadrature\" (deterministic, no sampling error) for more accuracy",
+                crate::grid::human_bytes(mc as f64 * MC_BYTES_PER_SAMPLE as f64)
+            ));
+            return Err(e);
+        }
+        if mc < 100 {
             return Err(ParamError::range(
                 "mc",
                 mc,

@@ -37,6 +37,9 @@ use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 
+mod maintenance;
+pub use maintenance::{Acquired, Corruption, KeyLock, Removal, StoreLock, VerifyReport};
+
 /// Parquet key-value metadata key under which the provenance JSON is stored.
 pub const PROVENANCE_KEY: &str = "ptft.provenance";
 
@@ -71,7 +74,7 @@ pub enum StoreError {
     BadIndex { path: PathBuf, message: String },
 }
 
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
     move |source| StoreError::Io {
         path: path.to_path_buf(),
         source,
@@ -136,14 +139,14 @@ impl Store {
         &self.root
     }
 
-    fn object_path(&self, hash: &str) -> PathBuf {
+    pub(crate) fn object_path(&self, hash: &str) -> PathBuf {
         self.root
             .join("objects")
             .join(&hash[..2.min(hash.len())])
             .join(format!("{hash}.parquet"))
     }
 
-    fn key_path(&self, key: &str) -> PathBuf {
+    pub(crate) fn key_path(&self, key: &str) -> PathBuf {
         self.root
             .join("keys")
             .join(&key[..2.min(key.len())])
@@ -203,6 +206,7 @@ impl Store {
         fs::create_dir_all(dir).map_err(io_err(dir))?;
         let tmp_dir = self.root.join("tmp");
         let mut tmp = tempfile::NamedTempFile::new_in(&tmp_dir).map_err(io_err(&tmp_dir))?;
+        injected_write_fault().map_err(io_err(dest))?;
         tmp.write_all(bytes).map_err(io_err(tmp.path()))?;
         tmp.as_file().sync_all().map_err(io_err(dest))?;
         tmp.persist(dest).map_err(|e| StoreError::Io {
@@ -235,6 +239,26 @@ impl Store {
             Ok(Lookup::Present(entry))
         } else {
             Ok(Lookup::ArtifactMissing(entry))
+        }
+    }
+
+    /// Like [`Store::lookup`], and also re-hashes a present artifact: a file
+    /// whose bytes changed is reported as [`Lookup::Corrupt`] instead of
+    /// being trusted as a cache hit.
+    pub fn lookup_verified(&self, key: &str) -> Result<Lookup, StoreError> {
+        match self.lookup(key)? {
+            Lookup::Present(entry) => match self.check_artifact(&entry.artifact) {
+                Ok(None) => Ok(Lookup::Present(entry)),
+                Ok(Some(_)) => Ok(Lookup::Corrupt(entry)),
+                // Deleted between the two calls.
+                Err(StoreError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    Ok(Lookup::ArtifactMissing(entry))
+                }
+                Err(e) => Err(e),
+            },
+            other => Ok(other),
         }
     }
 
@@ -350,6 +374,29 @@ impl Store {
     }
 }
 
+/// Fault injection for tests of the disk-full path: with
+/// `PTFT_FAIL_WRITES_AFTER=N`, every atomic write after the first N fails
+/// as a full disk would (after its temp file exists, the worst moment).
+/// A real full disk cannot be produced portably in CI; this exercises the
+/// same code path.
+fn injected_write_fault() -> std::io::Result<()> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static WRITES: AtomicU64 = AtomicU64::new(0);
+    let Some(limit) = std::env::var("PTFT_FAIL_WRITES_AFTER")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    else {
+        return Ok(());
+    };
+    if WRITES.fetch_add(1, Ordering::SeqCst) >= limit {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::StorageFull,
+            "No space left on device (injected by PTFT_FAIL_WRITES_AFTER)",
+        ));
+    }
+    Ok(())
+}
+
 /// Labels recorded in the key index next to the artifact hash.
 #[derive(Debug, Clone, Copy)]
 pub struct EntryLabels<'a> {
@@ -368,9 +415,11 @@ pub enum Lookup {
     Present(IndexEntry),
     /// Published, but the artifact file has since disappeared.
     ArtifactMissing(IndexEntry),
+    /// Published, but the artifact's bytes no longer match its hash.
+    Corrupt(IndexEntry),
 }
 
-fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
+pub(crate) fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
     let mut out = Vec::new();
     let rd = match fs::read_dir(dir) {
         Ok(rd) => rd,

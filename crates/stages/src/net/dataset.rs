@@ -26,6 +26,12 @@ pub const GENERATOR: &str = "ptft-diagnet/chacha8-normal/1";
 /// of f64, most of this machine class's memory.
 pub const MAX_ENTRIES: usize = 1_250_000_000;
 
+/// Largest sample ratio n/d. Why: the paper's alphas are below 1 (fine-tuning
+/// is interesting in the under-determined regime); 1000 catches typos. The
+/// memory bound proper is [`MAX_ENTRIES`], which needs `d` from the task
+/// input and is therefore checked when the dataset is computed.
+pub const MAX_ALPHA: f64 = 1000.0;
+
 pub struct Dataset;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,8 +68,18 @@ impl Default for DatasetParams {
 
 impl Validate for DatasetParams {
     fn validate(&self) -> Result<(), ParamError> {
-        if !(self.alpha > 0.0 && self.alpha.is_finite() && self.alpha <= 1000.0) {
-            return Err(ParamError::range("alpha", self.alpha, "(0, 1000]"));
+        if !(self.alpha > 0.0 && self.alpha.is_finite() && self.alpha <= MAX_ALPHA) {
+            let mut e = ParamError::range("alpha", self.alpha, "(0, 1000]");
+            if self.alpha > MAX_ALPHA && self.alpha.is_finite() {
+                // The dimension comes from the task input, unknown here: say
+                // what the request costs at the paper's d = 1000.
+                let entries = self.alpha * 1e6;
+                e.message.push_str(&format!(
+                    ": the design has n x d = alpha d^2 entries, {entries:.1e} ({}) at d = 1000; at most {MAX_ENTRIES:.2e} entries per dataset",
+                    crate::grid::human_bytes(entries * 8.0)
+                ));
+            }
+            return Err(e);
         }
         if !(self.noise_var >= 0.0 && self.noise_var.is_finite()) {
             return Err(ParamError::range("noise_var", self.noise_var, "[0, inf)"));

@@ -150,10 +150,36 @@ impl GdParams {
     }
 }
 
-/// Validates `d` (the problem dimension) with its range.
+/// Largest problem dimension. Why 1e6: the paper's largest `d` is 5000,
+/// and the task table is cheap even at 1e6 (about 100 MB), but everything
+/// downstream grows faster — a dataset holds `n x d = alpha d^2` design
+/// entries, capped at [`dataset::MAX_ENTRIES`] — so a `d` beyond this is a
+/// typo (extra zeros), refused before the task table is allocated.
+pub const MAX_D: usize = 1_000_000;
+
+/// Peak memory per coordinate while a task is built, rounded up: the
+/// shuffled index, group and both teachers (25 bytes), the group names as
+/// `String`s before they become a column (about 40), and the output table's
+/// `coordinate`, `group`, `beta_pt`, `beta_ft` columns (about 33).
+pub const TASK_BYTES_PER_COORD: usize = 100;
+
+/// Validates `d` (the problem dimension) with its range; an oversized `d` is
+/// refused with what the task alone would cost.
 pub fn validate_d(d: usize) -> Result<(), ParamError> {
-    if d == 0 || d > 1_000_000 {
-        return Err(ParamError::range("d", d, "[1, 1000000]"));
+    let mut e = ParamError::range("d", d, &format!("[1, {MAX_D}]"));
+    if d == 0 {
+        return Err(e);
+    }
+    if d > MAX_D {
+        let df = d as f64;
+        e.message.push_str(&format!(
+            ": the task table alone would need about {} ({TASK_BYTES_PER_COORD} bytes per coordinate), and a dataset of it at alpha = 0.5 would have n x d = {:.1e} design entries ({}); the limit per dataset is {:.2e} entries",
+            crate::grid::human_bytes(df * TASK_BYTES_PER_COORD as f64),
+            0.5 * df * df,
+            crate::grid::human_bytes(0.5 * df * df * 8.0),
+            dataset::MAX_ENTRIES as f64,
+        ));
+        return Err(e);
     }
     Ok(())
 }
