@@ -27,7 +27,7 @@ pub use error::EngineError;
 pub use exec::{run, InstanceReport, Outcome, RunOptions, RunReport, ToolInfo};
 pub use plan::{canonical_json, plan, Instance, Plan, Reason, Status};
 pub use stage::{
-    check_finite, Arity, Context, InputSlot, InputTable, Inputs, ParamError, Registry, Stage,
-    StageError, Validate,
+    check_finite, Arity, Context, InputSlot, InputTable, Inputs, ParamError, PlannedInput,
+    PlannedInputs, Registry, Stage, StageError, Validate,
 };
 pub use workflow::Workflow;

@@ -19,7 +19,7 @@ use serde_json::Value;
 use ptft_store::{Lookup, Store};
 
 use crate::error::EngineError;
-use crate::stage::{Arity, Registry};
+use crate::stage::{Arity, PlannedInput, PlannedInputs, Registry};
 use crate::workflow::{expand_sweep, point_label, SweepPoint, Workflow};
 
 /// Why an instance will run.
@@ -556,6 +556,31 @@ pub fn plan(
                 .collect();
             let params = stage.resolve(&Value::Object(raw)).map_err(|e| {
                 let field = if e.field.starts_with("params") {
+                    e.field.clone()
+                } else {
+                    format!("params.{}", e.field)
+                };
+                input_err(format!("stage `{label}`, field `{field}`"), e.message)
+            })?;
+            let planned = PlannedInputs {
+                slots: p
+                    .inputs
+                    .iter()
+                    .map(|(slot, ups)| {
+                        let ups = ups
+                            .iter()
+                            .map(|&u| PlannedInput {
+                                instance: instances[u].label.clone(),
+                                params: instances[u].params.clone(),
+                                coords: instances[u].coords.clone(),
+                            })
+                            .collect();
+                        (slot.clone(), ups)
+                    })
+                    .collect(),
+            };
+            stage.check_inputs(&params, &planned).map_err(|e| {
+                let field = if e.field.starts_with("params") || e.field.starts_with("inputs") {
                     e.field.clone()
                 } else {
                     format!("params.{}", e.field)

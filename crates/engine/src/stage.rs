@@ -209,12 +209,48 @@ pub trait Stage: Send + Sync + 'static {
         &[]
     }
 
+    /// Checks, at planning time, that the params fit what is wired in:
+    /// each bound slot's upstream instances with their resolved params and
+    /// sweep coordinates (no data yet). Catches what no single stage's
+    /// params can show — a dataset of 0 samples because its task's `d` is
+    /// small, a mode that needs an input nobody wired — before anything
+    /// upstream is computed or stored. Default: nothing to check.
+    fn check_inputs(_params: &Self::Params, _inputs: &PlannedInputs) -> Result<(), ParamError> {
+        Ok(())
+    }
+
     /// The computation: typed parameters and input tables in, one table out.
     fn compute(
         params: &Self::Params,
         inputs: &Inputs,
         ctx: &mut Context,
     ) -> Result<RecordBatch, StageError>;
+}
+
+/// One upstream instance as the planner knows it: no table yet.
+#[derive(Debug, Clone)]
+pub struct PlannedInput {
+    pub instance: String,
+    pub params: Value,
+    pub coords: serde_json::Map<String, Value>,
+}
+
+/// The upstream instances bound to each slot, at planning time.
+#[derive(Debug, Clone, Default)]
+pub struct PlannedInputs {
+    pub slots: BTreeMap<String, Vec<PlannedInput>>,
+}
+
+impl PlannedInputs {
+    /// Whether the workflow wires this slot.
+    pub fn has(&self, slot: &str) -> bool {
+        self.slots.contains_key(slot)
+    }
+
+    /// The instances bound to `slot` (empty if unbound).
+    pub fn get(&self, slot: &str) -> &[PlannedInput] {
+        self.slots.get(slot).map_or(&[], Vec::as_slice)
+    }
 }
 
 /// Object-safe view of a [`Stage`], so the registry can hold many kinds.
@@ -225,6 +261,7 @@ pub(crate) trait DynStage: Send + Sync {
     fn slots(&self) -> &'static [InputSlot];
     /// Parses and validates raw params; returns the canonical resolved form.
     fn resolve(&self, raw: &Value) -> Result<Value, ParamError>;
+    fn check_inputs(&self, resolved: &Value, inputs: &PlannedInputs) -> Result<(), ParamError>;
     fn run(
         &self,
         resolved: &Value,
@@ -264,6 +301,9 @@ impl<S: Stage> DynStage for Erased<S> {
         let params = parse::<S>(raw)?;
         params.validate()?;
         serde_json::to_value(&params).map_err(|e| ParamError::new("params", e.to_string()))
+    }
+    fn check_inputs(&self, resolved: &Value, inputs: &PlannedInputs) -> Result<(), ParamError> {
+        S::check_inputs(&parse::<S>(resolved)?, inputs)
     }
     fn run(
         &self,

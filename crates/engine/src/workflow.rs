@@ -109,6 +109,13 @@ impl Workflow {
     /// Shape-checks workflow text; `path` is used for messages and the
     /// default name.
     pub fn parse(text: &str, path: &Path) -> Result<Workflow, EngineError> {
+        // JSON allows a key twice and serde keeps the last silently; a
+        // workflow that says `"c": 1e-3, "c": 2e-3` is a mistake to report.
+        serde_json::from_str::<NoDuplicateKeys>(text).map_err(|e| EngineError::Input {
+            file: path.to_path_buf(),
+            location: format!("line {}, column {}", e.line(), e.column()),
+            message: explain_json_error(&e),
+        })?;
         let mut file: WorkflowFile =
             serde_json::from_str(text).map_err(|e| EngineError::Input {
                 file: path.to_path_buf(),
@@ -182,6 +189,64 @@ fn explain_json_error(e: &serde_json::Error) -> String {
         ""
     };
     format!("{what}: {detail}{hint}")
+}
+
+/// Any JSON value, refusing an object that names a key twice.
+struct NoDuplicateKeys;
+
+impl<'de> serde::Deserialize<'de> for NoDuplicateKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(NoDuplicateKeysVisitor)
+    }
+}
+
+struct NoDuplicateKeysVisitor;
+
+impl<'de> serde::de::Visitor<'de> for NoDuplicateKeysVisitor {
+    type Value = NoDuplicateKeys;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<NoDuplicateKeys, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<NoDuplicateKeys, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<NoDuplicateKeys, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<NoDuplicateKeys, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<NoDuplicateKeys, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_unit<E>(self) -> Result<NoDuplicateKeys, E> {
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut a: A,
+    ) -> Result<NoDuplicateKeys, A::Error> {
+        while a.next_element::<NoDuplicateKeys>()?.is_some() {}
+        Ok(NoDuplicateKeys)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut a: A,
+    ) -> Result<NoDuplicateKeys, A::Error> {
+        let mut seen = std::collections::BTreeSet::new();
+        while let Some(k) = a.next_key::<String>()? {
+            if !seen.insert(k.clone()) {
+                return Err(serde::de::Error::custom(format!(
+                    "duplicate key `{k}` in one object (JSON keeps only the last; remove one)"
+                )));
+            }
+            a.next_value::<NoDuplicateKeys>()?;
+        }
+        Ok(NoDuplicateKeys)
+    }
 }
 
 fn with_message(e: EngineError, message: String) -> EngineError {

@@ -350,3 +350,40 @@ impl Store {
         Ok(freed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gc_cannot_take_the_store_while_a_run_holds_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let run = store.lock_for_run().unwrap();
+        let second_run = store.lock_for_run().unwrap(); // runs share it
+        assert!(store.try_lock_exclusive().unwrap().is_none());
+        drop((run, second_run));
+        assert!(store.try_lock_exclusive().unwrap().is_some());
+    }
+
+    #[test]
+    fn a_second_locker_of_a_key_waits_and_is_told_who_holds_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (held, how) = store.lock_key("abcdef", |_| panic!("free lock")).unwrap();
+        assert_eq!(how, Acquired::Immediately);
+        let s2 = store.clone();
+        let waiter = std::thread::spawn(move || {
+            let (_l, how) = s2.lock_key("abcdef", |_| {}).unwrap();
+            how
+        });
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        drop(held);
+        match waiter.join().unwrap() {
+            Acquired::AfterWaiting { holder } => {
+                assert!(holder.contains(&std::process::id().to_string()), "{holder}")
+            }
+            other => panic!("expected to wait, got {other:?}"),
+        }
+    }
+}

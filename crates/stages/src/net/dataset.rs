@@ -12,7 +12,9 @@
 
 use arrow::array::RecordBatch;
 use ptft_diagnet::data::{checksum, design, DesignSpec};
-use ptft_engine::{Arity, Context, InputSlot, Inputs, ParamError, Stage, StageError, Validate};
+use ptft_engine::{
+    Arity, Context, InputSlot, Inputs, ParamError, PlannedInputs, Stage, StageError, Validate,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -103,6 +105,19 @@ impl Stage for Dataset {
         SLOTS
     }
 
+    /// The task's `d` is known when planning: refuse an empty or
+    /// oversized design before the task itself is computed.
+    fn check_inputs(p: &DatasetParams, inputs: &PlannedInputs) -> Result<(), ParamError> {
+        for task in inputs.get("task") {
+            if let Some(d) = task.params.get("d").and_then(Value::as_u64) {
+                sample_count(p.alpha, d as usize).map_err(|m| {
+                    ParamError::new("alpha", format!("{m} (task {})", task.instance))
+                })?;
+            }
+        }
+        Ok(())
+    }
+
     fn compute(
         p: &DatasetParams,
         inputs: &Inputs,
@@ -110,21 +125,7 @@ impl Stage for Dataset {
     ) -> Result<RecordBatch, StageError> {
         let task = inputs.one("task")?;
         let d = f64_column(task, "beta_ft")?.len();
-        let n = (p.alpha * d as f64).round() as usize;
-        if n == 0 {
-            return Err(StageError::new(format!(
-                "alpha = {} with d = {d} gives n = round(alpha d) = 0 samples; use alpha >= {}",
-                p.alpha,
-                0.5 / d as f64
-            )));
-        }
-        if n.saturating_mul(d) > MAX_ENTRIES {
-            return Err(StageError::new(format!(
-                "n x d = {n} x {d} = {:.2e} entries ({:.1} GB) exceeds the limit of {MAX_ENTRIES:.0e} entries",
-                (n * d) as f64,
-                (n * d) as f64 * 8e-9
-            )));
-        }
+        let n = sample_count(p.alpha, d).map_err(StageError::new)?;
         let task_seed = task.params.get("seed").and_then(Value::as_u64).unwrap_or(0);
         let split = match p.split {
             Split::Pt => "pt",
@@ -156,4 +157,24 @@ impl Stage for Dataset {
             .string("checksum", [checksum(&x)])
             .build()
     }
+}
+
+/// `n = round(alpha d)`, refused when it is 0 or the `n x d` design would
+/// exceed [`MAX_ENTRIES`] (with the size it would have).
+fn sample_count(alpha: f64, d: usize) -> Result<usize, String> {
+    let n = (alpha * d as f64).round() as usize;
+    if n == 0 {
+        return Err(format!(
+            "alpha = {alpha} with d = {d} gives n = round(alpha d) = 0 samples; use alpha >= {}",
+            0.5 / d as f64
+        ));
+    }
+    if n.saturating_mul(d) > MAX_ENTRIES {
+        return Err(format!(
+            "n x d = {n} x {d} = {:.2e} entries ({:.1} GB) exceeds the limit of {MAX_ENTRIES:.2e} entries",
+            (n as f64) * d as f64,
+            (n as f64) * d as f64 * 8e-9
+        ));
+    }
+    Ok(n)
 }

@@ -8,7 +8,9 @@
 //! a group (0 when a group has a single input).
 
 use arrow::array::RecordBatch;
-use ptft_engine::{Arity, Context, InputSlot, Inputs, ParamError, Stage, StageError, Validate};
+use ptft_engine::{
+    Arity, Context, InputSlot, Inputs, ParamError, PlannedInputs, Stage, StageError, Validate,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::table::{f64_column, TableBuilder};
@@ -67,6 +69,22 @@ impl Stage for EmpiricalCurve {
             "`evaluate` outputs (a sweep)",
         )];
         SLOTS
+    }
+
+    fn check_inputs(p: &EmpiricalCurveParams, inputs: &PlannedInputs) -> Result<(), ParamError> {
+        for e in inputs.get("evaluations") {
+            if let Some(by) = p.by.iter().find(|b| !e.coords.contains_key(b.as_str())) {
+                return Err(ParamError::new(
+                    "by",
+                    format!(
+                        "input `{}` has no sweep coordinate `{by}` (its coordinates: {}); group by those",
+                        e.instance,
+                        e.coords.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn compute(

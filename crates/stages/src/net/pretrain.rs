@@ -11,7 +11,9 @@
 use arrow::array::RecordBatch;
 use ptft_diagnet::gd::train;
 use ptft_diagnet::weights::{oracle_pretrained, symmetric_init};
-use ptft_engine::{Arity, Context, InputSlot, Inputs, ParamError, Stage, StageError, Validate};
+use ptft_engine::{
+    Arity, Context, InputSlot, Inputs, ParamError, PlannedInputs, Stage, StageError, Validate,
+};
 use serde::{Deserialize, Serialize};
 
 use super::{load_data, note_gd, weights_table, GdParams};
@@ -86,6 +88,20 @@ impl Stage for Pretrain {
             ),
         ];
         SLOTS
+    }
+
+    fn check_inputs(p: &PretrainParams, inputs: &PlannedInputs) -> Result<(), ParamError> {
+        match (p.mode, inputs.has("data")) {
+            (Mode::Oracle, true) => Err(ParamError::new(
+                "mode",
+                "mode \"oracle\" uses no data; remove the `data` input or set mode \"gd\"",
+            )),
+            (Mode::Gd, false) => Err(ParamError::new(
+                "mode",
+                "mode \"gd\" needs a PT dataset: add input `data` (a `dataset` stage with split \"pt\") or set mode \"oracle\"",
+            )),
+            _ => Ok(()),
+        }
     }
 
     fn compute(
