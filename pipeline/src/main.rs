@@ -10,6 +10,7 @@ mod explain;
 mod interrupt;
 mod maintain;
 mod show;
+mod slurm;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -47,6 +48,41 @@ enum Command {
         /// No progress output.
         #[arg(long, short)]
         quiet: bool,
+        /// Where instances run: this machine, or a SLURM cluster (the store
+        /// must be on a filesystem every node sees).
+        #[arg(long, value_enum, default_value = "local")]
+        executor: Executor,
+        /// SLURM partition (default: the cluster's default).
+        #[arg(long)]
+        partition: Option<String>,
+        /// SLURM time limit per instance, in minutes (default: per stage kind).
+        #[arg(long)]
+        time: Option<u64>,
+        /// SLURM CPUs per instance (default: per stage kind).
+        #[arg(long)]
+        cpus_per_task: Option<u32>,
+        /// SLURM memory per instance in MB (default: per stage kind).
+        #[arg(long)]
+        mem: Option<u64>,
+        /// At most this many array tasks of one submission at once.
+        #[arg(long)]
+        max_jobs: Option<u32>,
+        /// Instances per SLURM array task (default: at most 16 tasks per submission).
+        #[arg(long)]
+        batch: Option<usize>,
+    },
+    /// Runs one instance of a workflow (what a SLURM array task executes).
+    #[command(hide = true)]
+    Worker {
+        file: PathBuf,
+        #[arg(long)]
+        manifest: PathBuf,
+        #[arg(long)]
+        task: usize,
+        #[arg(long)]
+        batch: usize,
+        #[arg(long)]
+        results: PathBuf,
     },
     /// Dry run: what would be computed, and why.
     Plan {
@@ -134,6 +170,12 @@ enum Command {
     },
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Executor {
+    Local,
+    Slurm,
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum Format {
     Csv,
@@ -210,7 +252,27 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             jobs,
             json,
             quiet,
+            executor,
+            partition,
+            time,
+            cpus_per_task,
+            mem,
+            max_jobs,
+            batch,
         } => {
+            if executor == Executor::Slurm {
+                let wf = Workflow::load(&file)?;
+                ptft_engine::plan(&wf, &ptft_stages::registry(), None)?;
+                let o = slurm::SlurmOptions {
+                    partition,
+                    time_min: time,
+                    cpus: cpus_per_task,
+                    mem_mb: mem,
+                    max_jobs,
+                    batch,
+                };
+                return slurm::run(&file, &cli.store, &o, json);
+            }
             let registry = ptft_stages::registry();
             let wf = Workflow::load(&file)?;
             // Validate everything before the store is even created.
@@ -382,6 +444,13 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Worker {
+            file,
+            manifest,
+            task,
+            batch,
+            results,
+        } => slurm::worker(&file, &cli.store, &manifest, task, batch, &results),
         Command::Verify { json } => maintain::verify(&cli.store, json),
         Command::Gc {
             workflows,

@@ -404,6 +404,53 @@ pub fn run(
     })
 }
 
+/// Runs one instance whose inputs are all in the store — the unit of
+/// work of a cluster job (`ptft worker`). It goes through the same code as
+/// [`run`] (key lock, re-check, compute, finite check, publish), so the
+/// same key gives the same data whichever executor ran it.
+pub fn run_instance(
+    plan: &Plan,
+    registry: &Registry,
+    store: &Store,
+    opts: &RunOptions,
+    index: usize,
+) -> Result<Outcome, EngineError> {
+    let inst = &plan.instances[index];
+    if let Status::Cached { .. } = inst.status {
+        return Ok(Outcome::Cached);
+    }
+    let mut inputs = BTreeMap::new();
+    for (slot, ups) in &inst.inputs {
+        let mut v = Vec::new();
+        for &u in ups {
+            match &plan.instances[u].status {
+                Status::Cached { artifact } => v.push((u, artifact.clone())),
+                Status::WillRun { .. } => {
+                    return Ok(Outcome::Skipped {
+                        because: format!(
+                            "input `{slot}` ({}) is not in the store yet",
+                            plan.instances[u].label
+                        ),
+                    })
+                }
+            }
+        }
+        inputs.insert(slot.clone(), v);
+    }
+    let _store_lock = store.lock_for_run()?;
+    let bar = ProgressBar::hidden();
+    let job = Job { index, inputs };
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        run_one(plan, registry, store, opts, &job, &bar)
+    }))
+    .unwrap_or_else(|_| Err("the stage panicked (a bug in ptft; please report it)".into()));
+    Ok(match result {
+        Ok(Finished::Computed { seconds, .. }) => Outcome::Computed { seconds },
+        Ok(Finished::ByAnotherProcess { .. }) => Outcome::Cached,
+        Err(error) => Outcome::Failed { error },
+    })
+}
+
 fn skip_dependents(
     failed: usize,
     dependents: &[Vec<usize>],

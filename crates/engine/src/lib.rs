@@ -24,10 +24,10 @@ pub mod stage;
 pub mod workflow;
 
 pub use error::EngineError;
-pub use exec::{run, InstanceReport, Outcome, RunOptions, RunReport, ToolInfo};
+pub use exec::{run, run_instance, InstanceReport, Outcome, RunOptions, RunReport, ToolInfo};
 pub use plan::{canonical_json, plan, Instance, Plan, Reason, Status};
 pub use stage::{
     check_finite, Arity, Context, InputSlot, InputTable, Inputs, ParamError, PlannedInput,
-    PlannedInputs, Registry, Stage, StageError, Validate,
+    PlannedInputs, Registry, ResourceOverride, Resources, Stage, StageError, Validate,
 };
 pub use workflow::Workflow;

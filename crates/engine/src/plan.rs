@@ -19,7 +19,7 @@ use serde_json::Value;
 use ptft_store::{Lookup, Store};
 
 use crate::error::EngineError;
-use crate::stage::{Arity, PlannedInput, PlannedInputs, Registry};
+use crate::stage::{Arity, PlannedInput, PlannedInputs, Registry, ResourceOverride, Resources};
 use crate::workflow::{expand_sweep, point_label, SweepPoint, Workflow};
 
 /// Why an instance will run.
@@ -92,6 +92,13 @@ pub struct Instance {
     pub key: String,
     #[serde(flatten)]
     pub status: Status,
+    /// The kind's cluster resources (a cluster executor lays its own
+    /// defaults and then [`Instance::resource_override`] over them).
+    #[serde(skip)]
+    pub resources: Resources,
+    /// The workflow's per-stage `resources` override.
+    #[serde(skip)]
+    pub resource_override: ResourceOverride,
 }
 
 impl Instance {
@@ -630,6 +637,8 @@ pub fn plan(
                 inputs: p.inputs,
                 key,
                 status,
+                resources: stage.resources(),
+                resource_override: spec.resources,
             });
         }
         stage_instances.insert(spec.id.as_str(), mine);

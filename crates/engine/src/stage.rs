@@ -188,6 +188,50 @@ impl StageError {
     }
 }
 
+/// What one instance of a stage needs from a cluster scheduler (SLURM).
+/// A kind states its typical needs; a workflow can override them per stage
+/// (`"resources": {"cpus": 4, "mem_mb": 8000}`). Not part of the cache key:
+/// resources change where and how fast, never what is computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Resources {
+    pub cpus: u32,
+    pub mem_mb: u64,
+    pub time_min: u64,
+    pub gpus: u32,
+}
+
+impl Resources {
+    /// Seconds-scale work on one core (most stages).
+    pub const SMALL: Resources = Resources {
+        cpus: 1,
+        mem_mb: 1000,
+        time_min: 10,
+        gpus: 0,
+    };
+}
+
+/// Per-stage overrides of [`Resources`] written in a workflow file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceOverride {
+    pub cpus: Option<u32>,
+    pub mem_mb: Option<u64>,
+    pub time_min: Option<u64>,
+    pub gpus: Option<u32>,
+}
+
+impl ResourceOverride {
+    /// `self`'s fields where set, `base`'s elsewhere.
+    pub fn over(&self, base: Resources) -> Resources {
+        Resources {
+            cpus: self.cpus.unwrap_or(base.cpus),
+            mem_mb: self.mem_mb.unwrap_or(base.mem_mb),
+            time_min: self.time_min.unwrap_or(base.time_min),
+            gpus: self.gpus.unwrap_or(base.gpus),
+        }
+    }
+}
+
 /// One kind of computation. Implement this, then register it with one line:
 /// `registry.register::<MyStage>()`.
 pub trait Stage: Send + Sync + 'static {
@@ -203,6 +247,9 @@ pub trait Stage: Send + Sync + 'static {
     /// live here and typos are errors; the *resolved* value (defaults filled
     /// in) is what gets hashed and recorded.
     type Params: Serialize + DeserializeOwned + Validate + Send + Sync;
+
+    /// Typical needs of one instance on a cluster (see [`Resources`]).
+    const RESOURCES: Resources = Resources::SMALL;
 
     /// Input slots this stage accepts; none by default.
     fn inputs() -> &'static [InputSlot] {
@@ -259,6 +306,7 @@ pub(crate) trait DynStage: Send + Sync {
     fn version(&self) -> u32;
     fn doc(&self) -> &'static str;
     fn slots(&self) -> &'static [InputSlot];
+    fn resources(&self) -> Resources;
     /// Parses and validates raw params; returns the canonical resolved form.
     fn resolve(&self, raw: &Value) -> Result<Value, ParamError>;
     fn check_inputs(&self, resolved: &Value, inputs: &PlannedInputs) -> Result<(), ParamError>;
@@ -296,6 +344,9 @@ impl<S: Stage> DynStage for Erased<S> {
     }
     fn slots(&self) -> &'static [InputSlot] {
         S::inputs()
+    }
+    fn resources(&self) -> Resources {
+        S::RESOURCES
     }
     fn resolve(&self, raw: &Value) -> Result<Value, ParamError> {
         let params = parse::<S>(raw)?;

@@ -76,6 +76,10 @@ pub struct StageSpec {
     /// empirical curve per configuration — instead of once for all inputs.
     #[serde(default)]
     pub gather: Option<Vec<String>>,
+    /// Cluster resources for this stage's instances, overriding the kind's
+    /// defaults (only used by `--executor slurm`).
+    #[serde(default)]
+    pub resources: crate::stage::ResourceOverride,
 }
 
 /// What an input slot refers to.
@@ -182,7 +186,7 @@ fn explain_json_error(e: &serde_json::Error) -> String {
         None => detail,
     };
     let hint = if detail.contains("unknown field") {
-        " (top-level fields: name, description, vars, stages; stage fields: id, kind, description, params, inputs, sweep, gather)"
+        " (top-level fields: name, description, vars, stages; stage fields: id, kind, description, params, inputs, sweep, gather, resources)"
     } else if detail.contains("number out of range") {
         " (numbers must be finite; JSON has no NaN or Infinity)"
     } else {

@@ -8,7 +8,9 @@
 //! and the solver diagnostics.
 
 use arrow::array::RecordBatch;
-use ptft_engine::{check_finite, Context, Inputs, ParamError, Stage, StageError, Validate};
+use ptft_engine::{
+    check_finite, Context, Inputs, ParamError, Resources, Stage, StageError, Validate,
+};
 use ptft_theory::{two_task_groups, validate_init, TwoTask};
 use serde::{Deserialize, Serialize};
 
@@ -130,6 +132,13 @@ impl ReplicaCurveParams {
 impl Stage for ReplicaCurve {
     const KIND: &'static str = "replica_curve";
     const VERSION: u32 = 1;
+    // Forward and backward continuation run in parallel.
+    const RESOURCES: Resources = Resources {
+        cpus: 2,
+        mem_mb: 1000,
+        time_min: 30,
+        gpus: 0,
+    };
     const DOC: &'static str =
         "replica-theory fine-tuning MSE vs alpha for a two-task configuration";
     type Params = ReplicaCurveParams;

@@ -10,7 +10,9 @@
 
 use arrow::array::RecordBatch;
 use ptft_diagnet::gd::train;
-use ptft_engine::{Arity, Context, InputSlot, Inputs, ParamError, Stage, StageError, Validate};
+use ptft_engine::{
+    Arity, Context, InputSlot, Inputs, ParamError, Resources, Stage, StageError, Validate,
+};
 
 use super::{load_data, note_gd, read_weights, weights_table, GdParams};
 
@@ -25,6 +27,13 @@ impl Validate for GdParams {
 impl Stage for Finetune {
     const KIND: &'static str = "finetune";
     const VERSION: u32 = 1;
+    // Long gradient descent; the paper's schedule runs for hours at d = 5000.
+    const RESOURCES: Resources = Resources {
+        cpus: 2,
+        mem_mb: 4000,
+        time_min: 24 * 60,
+        gpus: 0,
+    };
     const DOC: &'static str =
         "gradient descent on the FT data from the re-initialised weights (candle, CPU or CUDA)";
     type Params = GdParams;

@@ -5,7 +5,9 @@
 
 use arrow::array::RecordBatch;
 use ptft_diagnet::dual::implicit_bias_solve;
-use ptft_engine::{Arity, Context, InputSlot, Inputs, ParamError, Stage, StageError, Validate};
+use ptft_engine::{
+    Arity, Context, InputSlot, Inputs, ParamError, Resources, Stage, StageError, Validate,
+};
 use serde::{Deserialize, Serialize};
 
 use super::load_data;
@@ -49,6 +51,13 @@ impl Validate for ImplicitBiasParams {
 impl Stage for ImplicitBiasSolve {
     const KIND: &'static str = "implicit_bias_solve";
     const VERSION: u32 = 1;
+    // Dense n x n Cholesky (faer, multi-threaded) and an n x d scaled copy of X.
+    const RESOURCES: Resources = Resources {
+        cpus: 2,
+        mem_mb: 4000,
+        time_min: 60,
+        gpus: 0,
+    };
     const DOC: &'static str = "exact implicit-bias solution of fine-tuning by dual Newton";
     type Params = ImplicitBiasParams;
 

@@ -12,7 +12,8 @@ use arrow::array::RecordBatch;
 use ptft_diagnet::gd::train;
 use ptft_diagnet::weights::{oracle_pretrained, symmetric_init};
 use ptft_engine::{
-    Arity, Context, InputSlot, Inputs, ParamError, PlannedInputs, Stage, StageError, Validate,
+    Arity, Context, InputSlot, Inputs, ParamError, PlannedInputs, Resources, Stage, StageError,
+    Validate,
 };
 use serde::{Deserialize, Serialize};
 
@@ -70,6 +71,13 @@ impl Validate for PretrainParams {
 impl Stage for Pretrain {
     const KIND: &'static str = "pretrain";
     const VERSION: u32 = 1;
+    // Mode gd is a full gradient-descent run.
+    const RESOURCES: Resources = Resources {
+        cpus: 2,
+        mem_mb: 4000,
+        time_min: 24 * 60,
+        gpus: 0,
+    };
     const DOC: &'static str =
         "pretrained weights: the infinite-data oracle, or real GD on a PT dataset";
     type Params = PretrainParams;
