@@ -370,6 +370,7 @@ pub fn plan(
     // many-arity input gathers every upstream instance that agrees with the
     // instance's coordinates.
     let mut instances: Vec<Instance> = Vec::new();
+    let mut looked_up: HashMap<String, Lookup> = HashMap::new();
     let mut stage_instances: HashMap<&str, Vec<usize>> = HashMap::new();
     for node in order {
         let spec = &workflow.stages[graph[node]];
@@ -599,7 +600,16 @@ pub fn plan(
                 None => Status::WillRun { why: Reason::New },
                 // Every cache hit is re-hashed: a flipped bit on disk must
                 // recompute, never be served (blake3 keeps this cheap).
-                Some(store) => match store.lookup_verified(&key)? {
+                // (Once per key: the same computation reached from two
+                // panels is hashed once.)
+                Some(store) => match match looked_up.get(&key) {
+                    Some(l) => l.clone(),
+                    None => {
+                        let l = store.lookup_verified(&key)?;
+                        looked_up.insert(key.clone(), l.clone());
+                        l
+                    }
+                } {
                     Lookup::Present(e) => Status::Cached {
                         artifact: e.artifact,
                     },
