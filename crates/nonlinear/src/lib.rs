@@ -13,8 +13,11 @@
 //!    initialisation, absolute scale, readout scale after pretraining) and the
 //!    older "rescale everything before fine-tuning" heuristic to the named
 //!    parameters of a `candle_nn::VarMap`.
-//! 3. The model (not in this crate yet) maps a fixed probe set of inputs to
-//!    last-layer features before (A) and after (B) fine-tuning; [`metrics`]
+//! 3. A model — so far the one-block transformer of [`modular`], pretrained
+//!    on `(a + b) mod p` and fine-tuned on `a - b` (shared features) or
+//!    `a * b` (new features); the ResNet-18 is still to come — maps a fixed
+//!    probe set of inputs to last-layer features before (A) and after (B)
+//!    fine-tuning; [`metrics`]
 //!    turns those two feature matrices into the participation ratio and the
 //!    effective number of shared dimensions (THEORY.md §11).
 //!
@@ -25,6 +28,7 @@
 pub mod cifar;
 pub mod knobs;
 pub mod metrics;
+pub mod modular;
 
 pub use cifar::{Cifar100, CifarError, Split};
 pub use knobs::KnobError;
