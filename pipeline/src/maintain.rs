@@ -137,11 +137,7 @@ pub fn gc(
     let since = older_than.map(|d| SystemTime::now() - Duration::from_secs_f64(d * 86_400.0));
     let removals = store.gc_plan(keep.as_ref(), since)?;
     let total: u64 = removals.iter().map(|r| r.bytes).sum();
-    let freed = if yes {
-        store.collect(&removals, keep.as_ref(), since)?
-    } else {
-        0
-    };
+    let freed = if yes { store.collect(&removals)? } else { 0 };
     if json {
         println!(
             "{}",

@@ -366,7 +366,7 @@ pub fn worker(
         let mut r = serde_json::to_value(&outcome)?;
         r["instance"] = (*label).into();
         r["key"] = plan.instances[i].key.clone().into();
-        r["node"] = hostname().into();
+        r["node"] = ptft_engine::hostname().into();
         r["job"] = json!({
             "array_job_id": std::env::var("SLURM_ARRAY_JOB_ID").ok(),
             "array_task_id": std::env::var("SLURM_ARRAY_TASK_ID").ok(),
@@ -391,10 +391,4 @@ pub fn worker(
     } else {
         ExitCode::from(1)
     })
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "unknown".into())
 }

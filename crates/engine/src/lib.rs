@@ -24,7 +24,9 @@ pub mod stage;
 pub mod workflow;
 
 pub use error::EngineError;
-pub use exec::{run, run_instance, InstanceReport, Outcome, RunOptions, RunReport, ToolInfo};
+pub use exec::{
+    hostname, run, run_instance, InstanceReport, Outcome, RunOptions, RunReport, ToolInfo,
+};
 pub use plan::{canonical_json, plan, Instance, Plan, Reason, Status};
 pub use stage::{
     check_finite, Arity, Context, InputSlot, InputTable, Inputs, ParamError, PlannedInput,

@@ -79,6 +79,8 @@ pub struct Removal {
     pub bytes: u64,
     /// Key entries dropped with it (empty for orphans).
     pub instances: Vec<String>,
+    /// Their keys.
+    pub keys: Vec<String>,
 }
 
 fn open_lock_file(path: &Path) -> Result<File, StoreError> {
@@ -303,13 +305,11 @@ impl Store {
             if kept.contains(hash.as_str()) {
                 continue;
             }
+            let dropped: Vec<&&IndexEntry> = drop.iter().filter(|e| e.artifact == hash).collect();
             out.push(Removal {
                 bytes: fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
-                instances: drop
-                    .iter()
-                    .filter(|e| e.artifact == hash)
-                    .map(|e| e.instance.clone())
-                    .collect(),
+                instances: dropped.iter().map(|e| e.instance.clone()).collect(),
+                keys: dropped.iter().map(|e| e.key.clone()).collect(),
                 artifact: hash,
             });
         }
@@ -319,20 +319,13 @@ impl Store {
     /// Deletes what [`Store::gc_plan`] listed: key entries first (so no
     /// entry ever points at a deleted file), then the artifacts. The caller
     /// holds the exclusive store lock.
-    pub fn collect(
-        &self,
-        removals: &[Removal],
-        keep: Option<&BTreeSet<String>>,
-        unused_since: Option<SystemTime>,
-    ) -> Result<u64, StoreError> {
-        let doomed: BTreeSet<&str> = removals.iter().map(|r| r.artifact.as_str()).collect();
-        let (entries, _) = self.entries_lenient()?;
-        for e in &entries {
-            let unreachable = keep.is_some_and(|k| !k.contains(&e.key));
-            let stale = unused_since.is_some_and(|t| self.key_used(&e.key).is_some_and(|u| u < t));
-            if (unreachable || stale) && doomed.contains(e.artifact.as_str()) {
-                let p = self.key_path(&e.key);
-                fs::remove_file(&p).map_err(io_err(&p))?;
+    pub fn collect(&self, removals: &[Removal]) -> Result<u64, StoreError> {
+        for key in removals.iter().flat_map(|r| &r.keys) {
+            let p = self.key_path(key);
+            match fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err(&p)(e)),
             }
         }
         let mut freed = 0;
