@@ -266,3 +266,49 @@ fn explain_names_the_artifacts_that_reproduce_a_plotted_number() {
         "{msg}"
     );
 }
+
+/// The frozen start (lambda = -c, gamma = 0: every c_ft is 0) against
+/// independent truth: the replica theory's MSE is exactly 1, and the
+/// empirical points — the exact gradient-flow limit beta = 0, so
+/// param_mse = ||beta_ft||^2 / d — agree with it within 4 standard errors
+/// of the seed mean (the SE comes from the seeds themselves).
+#[test]
+fn frozen_start_points_agree_with_the_theory_curve() {
+    let sb = Sandbox::new();
+    let wf = write(&sb, "fig3.json", &small_fig3());
+    sb.ok(&["run", &wf, "-q"]);
+    for omega in [0, 1] {
+        let theory = sb.ok_json(&[
+            "export",
+            &format!("theory_c[lambda=-0.001,omega={omega}]"),
+            "--workflow",
+            &wf,
+            "--format",
+            "json",
+        ]);
+        for row in theory.as_array().unwrap() {
+            let mse = row["mse"].as_f64().unwrap();
+            assert!((mse - 1.0).abs() < 1e-9, "theory at lambda = -c: {mse}");
+        }
+        let points = sb.ok_json(&[
+            "export",
+            &format!("empirical_c[lambda=-0.001,omega={omega}]"),
+            "--workflow",
+            &wf,
+            "--format",
+            "json",
+        ]);
+        for row in points.as_array().unwrap() {
+            let (m, se) = (
+                row["param_mse"].as_f64().unwrap(),
+                row["param_mse_se"].as_f64().unwrap(),
+            );
+            assert!(se > 0.0, "{row}");
+            assert!(
+                (m - 1.0).abs() <= 4.0 * se,
+                "alpha {}: {m} ± {se} vs 1",
+                row["alpha"]
+            );
+        }
+    }
+}
